@@ -1,0 +1,1 @@
+"""CLI verbs: one module per verb with `register(parser)` and `run(args) -> int`."""

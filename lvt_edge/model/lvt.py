@@ -1,0 +1,151 @@
+"""The LVT network (DESIGN.md section 2), on tokens laid out B x T x S x C throughout."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from lvt_edge.model.config import LVTConfig
+from lvt_edge.model.ffla import ffla, softmax_attention
+
+
+class PatchEmbed(nn.Module):
+    """Per-frame overlapping patch embedding: Conv2d(3, C, 16, stride 14, pad 8) + LayerNorm."""
+
+    def __init__(self, cfg: LVTConfig):
+        super().__init__()
+        self.proj = nn.Conv2d(3, cfg.embed_dim, cfg.patch_size, cfg.patch_stride, cfg.patch_size // 2)
+        self.norm = nn.LayerNorm(cfg.embed_dim)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        b, _, t, h, w = clip.shape
+        x = self.proj(clip.transpose(1, 2).reshape(b * t, 3, h, w))
+        x = x.flatten(2).transpose(1, 2)
+        return self.norm(x.reshape(b, t, x.shape[1], x.shape[2]))
+
+
+class Attention(nn.Module):
+    """One attention module: qkv projection -> the attention op -> output projection.
+
+    `axis` "temporal" attends over the frames of each location, "spatial" over the tokens
+    of each frame. Parameter names follow the official code (qkv, proj, pgate / q_gate, k_gate).
+    """
+
+    def __init__(self, cfg: LVTConfig, axis: str):
+        super().__init__()
+        self.cfg, self.axis = cfg, axis
+        c, d = cfg.embed_dim, cfg.head_dim
+        self.qkv = nn.Linear(c, 3 * c)
+        self.proj = nn.Linear(c, c)
+        if cfg.uses_gate:
+            if cfg.gate == "shared":
+                self.pgate = nn.Linear(3 * d, d)
+            else:
+                self.q_gate = nn.Linear(3 * d, d)
+                self.k_gate = nn.Linear(3 * d, d)
+
+    def gate_params(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Gate weights stacked as n_gates x d x 3d and n_gates x d (None without a gate)."""
+        if not self.cfg.uses_gate:
+            return None, None
+        gates = [self.pgate] if self.cfg.gate == "shared" else [self.q_gate, self.k_gate]
+        return torch.stack([g.weight for g in gates]), torch.stack([g.bias for g in gates])
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        cfg = self.cfg
+        if cfg.attention == "softmax":
+            return softmax_attention(q, k, v, heads=cfg.num_heads, axis=self.axis)
+        gw, gb = self.gate_params()
+        return ffla(
+            q, k, v, gw, gb, heads=cfg.num_heads, axis=self.axis, grid=cfg.grid,
+            shift=cfg.uses_shift, shift_div=cfg.shift_div,
+            gate=cfg.gate if cfg.uses_gate else "none",
+            official_border=cfg.official_border, eps=cfg.eps,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        return self.proj(self.attend(q, k, v))
+
+
+class Mlp(nn.Module):
+    """Linear(C, 4C) -> depthwise 3x3 conv on the token grid -> GELU -> Linear(4C, C)."""
+
+    def __init__(self, cfg: LVTConfig):
+        super().__init__()
+        hidden = int(cfg.embed_dim * cfg.mlp_ratio)
+        self.grid = cfg.grid
+        self.fc1 = nn.Linear(cfg.embed_dim, hidden)
+        self.dwconv = nn.Conv2d(hidden, hidden, 3, 1, 1, groups=hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, cfg.embed_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, s, _ = x.shape
+        h = self.fc1(x)
+        c = h.shape[-1]
+        h = h.reshape(b * t, self.grid, self.grid, c).permute(0, 3, 1, 2)
+        h = self.dwconv(h).permute(0, 2, 3, 1).reshape(b, t, s, c)
+        return self.fc2(self.act(h))
+
+
+class Block(nn.Module):
+    """Temporal attention -> spatial attention -> MLP, each pre-norm with a residual."""
+
+    def __init__(self, cfg: LVTConfig):
+        super().__init__()
+        self.temporal_norm1 = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
+        self.temporal_attn = Attention(cfg, "temporal")
+        self.norm1 = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
+        self.attn = Attention(cfg, "spatial")
+        self.norm2 = nn.LayerNorm(cfg.embed_dim, eps=1e-6)
+        self.mlp = Mlp(cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.temporal_attn(self.temporal_norm1(x))
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class LVT(nn.Module):
+    """Linear Video Transformer with feature fixation: B x 3 x T x H x W clip -> B x classes logits."""
+
+    def __init__(self, cfg: LVTConfig):
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.embed_dim
+        self.patch_embed = PatchEmbed(cfg)
+        self.temporal_embed = nn.Parameter(torch.zeros(cfg.frames, c))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(c, eps=1e-6)
+        self.head = nn.Sequential(  # indices match the official consensus.mlp_head
+            nn.LayerNorm(c),
+            nn.Linear(c, cfg.head_hidden),
+            nn.GELU(),
+            nn.Dropout(cfg.drop_rate),
+            nn.Linear(cfg.head_hidden, cfg.num_classes),
+        )
+        self.apply(_init_weights)
+
+    def forward_features(self, clip: torch.Tensor) -> torch.Tensor:
+        """Clip -> B x T x S x C tokens after the last block and the final norm."""
+        x = self.patch_embed(clip)
+        if x.shape[1] != self.cfg.frames:
+            raise ValueError(f"clip has {x.shape[1]} frames, the model takes {self.cfg.frames}")
+        x = x + self.temporal_embed[None, :, None, :]
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x)
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(clip).mean(dim=(1, 2)))
+
+
+def _init_weights(m: nn.Module) -> None:
+    if isinstance(m, nn.Linear):
+        nn.init.trunc_normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+    elif isinstance(m, nn.LayerNorm):
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
