@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for name in list_configs():
         cfg = get_config(name)
-        if args.num_classes:
+        if args.num_classes is not None:
             cfg = cfg.replace(num_classes=args.num_classes)
         with torch.device("meta"):
             params = count_params(LVT(cfg))

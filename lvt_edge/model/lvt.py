@@ -31,6 +31,10 @@ class Attention(nn.Module):
     of each frame. Parameter names follow the official code (qkv, proj, pgate / q_gate, k_gate).
     """
 
+    # lvt_edge.export sets this to a function with ffla's signature that emits the fused ONNX
+    # node; it takes effect only inside torch.onnx.export (export is a mode, not a fork).
+    onnx_op = None
+
     def __init__(self, cfg: LVTConfig, axis: str):
         super().__init__()
         self.cfg, self.axis = cfg, axis
@@ -56,7 +60,8 @@ class Attention(nn.Module):
         if cfg.attention == "softmax":
             return softmax_attention(q, k, v, heads=cfg.num_heads, axis=self.axis)
         gw, gb = self.gate_params()
-        return ffla(
+        op = self.onnx_op if self.onnx_op is not None and torch.onnx.is_in_onnx_export() else ffla
+        return op(
             q, k, v, gw, gb, heads=cfg.num_heads, axis=self.axis, grid=cfg.grid,
             shift=cfg.uses_shift, shift_div=cfg.shift_div,
             gate=cfg.gate if cfg.uses_gate else "none",

@@ -1,0 +1,33 @@
+"""The command line: version, model listing, and errors without tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from lvt_edge import __version__
+from lvt_edge.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lvt_edge.cli", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_version():
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"lvt-edge {__version__}"
+
+
+def test_models_lists_every_config_with_params_and_flops(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith("lvt-")}
+    assert set(rows) >= {"lvt-base", "lvt-small", "lvt-tiny", "lvt-test"}
+    assert rows["lvt-base"][4] == "51.92"  # params (M) at 174 classes
+    assert 250 < float(rows["lvt-base"][5]) < 260  # GMACs per 16 x 224^2 clip (paper: ~255)
+
+
+def test_user_errors_print_one_line_and_exit_1():
+    r = run_cli("models", "--num-classes", "0")
+    assert r.returncode == 1
+    assert "Traceback" not in r.stderr and "error:" in r.stderr
