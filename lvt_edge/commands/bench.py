@@ -1,0 +1,87 @@
+"""`lvt-edge bench`: latency and throughput of a bundle's precisions, interleaved (no accuracy)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def int_list(text: str) -> tuple[int, ...]:
+    try:
+        items = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        items = ()
+    if not items or min(items) < 1:
+        raise argparse.ArgumentTypeError(f"expected a comma list of positive integers, e.g. 1,8 (got {text!r})")
+    return items
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    from lvt_edge.bundle import DEFAULT_WORKDIR
+    from lvt_edge.commands.report import add_backend_args, precision_list
+
+    p.add_argument("workdir", nargs="?", default=DEFAULT_WORKDIR, help=f"bundle folder (default {DEFAULT_WORKDIR})")
+    p.add_argument("--precision", type=precision_list, default=None,
+                   help="comma list, e.g. fp32,int8 (default: every variant the bundle has)")
+    p.add_argument("--batch", type=int_list, default=(1,), help="comma list of batch sizes (default 1)")
+    p.add_argument("--runs", type=int, default=50, help="timed runs per variant and batch (default 50)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
+    add_backend_args(p)
+    p.add_argument("--json", default=None, metavar="FILE", help="also write the numbers to this JSON file")
+
+
+def bench(workdir, precisions, batches, runs, warmup, backend, options, progress=True) -> list[dict]:
+    """Rows of latency stats per (batch, precision); variants interleaved within each batch."""
+    import contextlib
+
+    import numpy as np
+
+    from lvt_edge import bundle as B
+    from lvt_edge.report.evaluate import options_for
+    from lvt_edge.report.metrics import latency_stats
+    from lvt_edge.report.timing import time_interleaved
+    from lvt_edge.runtime import load_bundle
+
+    data = B.read_bundle(workdir)
+    precisions = precisions or tuple(p for p in B.PRECISIONS if p in data.get("variants", {}))
+    contract = B.bundle_contract(data)
+    rows = []
+    with contextlib.ExitStack() as stack:
+        clfs = {}
+        for p in precisions:
+            name, opts = options_for(data, p, backend, options)
+            clfs[p] = stack.enter_context(load_bundle(workdir, p, name, **opts))
+        rng = np.random.default_rng(0)
+        for batch in batches:
+            x = rng.standard_normal((batch, *contract.input_shape)).astype(np.float32)
+            ms = time_interleaved({p: (lambda c=c: c.predict(x)) for p, c in clfs.items()}, runs,
+                                  warmup=warmup, desc=f"batch {batch}", progress=progress)
+            for p, c in clfs.items():
+                s = latency_stats(ms[p])
+                rows.append({"precision": p, "backend": c.backend, "batch": batch, **s,
+                             "clips_per_s": batch * 1e3 / s["p50"]})
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    from lvt_edge.commands.report import backend_options
+    from lvt_edge.io import write_json_atomic
+
+    if args.runs < 1 or args.warmup < 0:
+        from lvt_edge.errors import LvtEdgeError
+
+        raise LvtEdgeError("--runs must be >= 1 and --warmup >= 0")
+    rows = bench(args.workdir, args.precision, args.batch, args.runs, args.warmup, args.backend, backend_options(args))
+    base: dict[int, float] = {}
+    for r in rows:  # the first precision of each batch is the reference
+        base.setdefault(r["batch"], r["p50"])
+    head = ("precision", "backend", "batch", "mean ms", "p50 ms", "p90 ms", "p99 ms", "clips/s", "speed-up")
+    table = [(r["precision"], r["backend"], str(r["batch"]), f"{r['mean']:.2f}", f"{r['p50']:.2f}", f"{r['p90']:.2f}",
+              f"{r['p99']:.2f}", f"{r['clips_per_s']:.1f}", f"{base[r['batch']] / r['p50']:.2f}x") for r in rows]
+    widths = [max(len(t[i]) for t in table + [head]) for i in range(len(head))]
+    for t in [head] + table:
+        print("  ".join(c.ljust(w) for c, w in zip(t, widths)))
+    print(f"\n{args.runs} runs per row after {args.warmup} warm-up, variants interleaved; "
+          f"speed-up vs {rows[0]['precision']} at the same batch (p50).")
+    if args.json:
+        write_json_atomic(args.json, {"runs": args.runs, "warmup": args.warmup, "rows": rows})
+    return 0

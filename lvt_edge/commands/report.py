@@ -1,0 +1,79 @@
+"""`lvt-edge report`: what each precision costs in accuracy and buys in latency, on your clips."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lvt_edge.bundle import DEFAULT_WORKDIR, PRECISIONS
+
+EXIT_GATE_FAILED = 2
+
+
+def precision_list(text: str) -> tuple[str, ...]:
+    items = tuple(p.strip() for p in text.split(",") if p.strip())
+    bad = [p for p in items if p not in PRECISIONS]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(f"precisions are a comma list of {', '.join(PRECISIONS)} (got {text!r})")
+    return items
+
+
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    """Backend and its options (shared with `bench`)."""
+    from lvt_edge.runtime import BACKEND_CHOICES
+
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                   help="auto: tensorrt where the variant has an engine and TensorRT imports, else onnxruntime")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (onnxruntime, torch); default: the library's")
+    p.add_argument("--device", default=None, help="onnxruntime: cpu, cuda or auto; torch: a torch device")
+    p.add_argument("--plugin", default=None, help="tensorrt: plugin library to load instead of the bundle's")
+    p.add_argument("--checkpoint", default=None, help="torch: the source checkpoint, if not where bundle.json says")
+
+
+def backend_options(args: argparse.Namespace) -> dict:
+    return {"threads": args.threads, "device": args.device, "plugin": args.plugin, "checkpoint": args.checkpoint}
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("workdir", nargs="?", default=DEFAULT_WORKDIR, help=f"bundle folder (default {DEFAULT_WORKDIR})")
+    p.add_argument("--eval", required=True, metavar="CLIPSET", help="labelled clip set: class folders or a manifest")
+    p.add_argument("--precisions", type=precision_list, default=None,
+                   help="comma list, e.g. fp32,int8 (default: every variant the bundle has; fp32 is always the baseline)")
+    add_backend_args(p)
+    p.add_argument("--max-drop", type=float, default=1.0,
+                   help="gate: exit 2 when a variant's top-1 is more than this many points below fp32 (default 1.0)")
+    p.add_argument("--runs", type=int, default=50, help="timed runs per variant at batch 1 (default 50)")
+    p.add_argument("--warmup", type=int, default=5, help="untimed runs per variant first (default 5)")
+    p.add_argument("--batch", type=int, default=8, help="batch for evaluation and throughput (default 8)")
+    p.add_argument("--e2e-clips", type=int, default=8, help="clips timed end to end from their files (default 8)")
+    p.add_argument("--out", default=None, help="output folder (default WORKDIR/report)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from lvt_edge.report import ReportSettings, make_report, write_report
+    from lvt_edge.report.markdown import summary_rows
+
+    settings = ReportSettings(precisions=args.precisions, backend=args.backend, max_drop=args.max_drop,
+                              runs=args.runs, warmup=args.warmup, batch=args.batch, e2e_clips=args.e2e_clips,
+                              options=backend_options(args))
+    report = make_report(args.workdir, args.eval, settings)
+    out = Path(args.out) if args.out else Path(args.workdir) / "report"
+    paths = write_report(report, out)
+    head, rows = summary_rows(report)
+    keep = [0, 1, 2, 4, 5, 7, 12, 13]  # the columns that fit a terminal
+    widths = [max(len(r[i]) for r in rows + [head]) for i in keep]
+    for r in [head] + rows:
+        print("  ".join(r[i].ljust(w) for i, w in zip(keep, widths)))
+    print()
+    for v in report["variants"]:
+        print(v["recommendation"]["line"])
+    print(report["summary"]["line"])
+    print("wrote " + ", ".join(str(p) for p in paths))
+    gate = report["gate"]
+    if not gate["passed"]:
+        print(f"lvt-edge report: gate failed: {', '.join(gate['failed'])} drop more than "
+              f"{gate['max_drop']:g} pt top-1 below fp32", file=sys.stderr)
+        return EXIT_GATE_FAILED
+    return 0

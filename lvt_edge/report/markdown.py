@@ -1,0 +1,67 @@
+"""report.json data -> report.md (tables a reviewer reads in a pull request)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _f(x: Any, fmt: str, none: str = "-") -> str:
+    return none if x is None else format(x, fmt)
+
+
+def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The main table (shared by the markdown, the HTML and the CLI printout)."""
+    head = ["precision", "backend", "top-1 %", "top-5 %", "vs fp32 (pt)", "agree %", "KL", "p50 ms", "p90 ms",
+            "p99 ms", "mean ms", "e2e ms", f"clips/s @{report['settings']['batch']}", "speed-up", "size MB", "build s"]
+    rows = []
+    for v in report["variants"]:
+        a, lat = v["accuracy"], v["latency_ms"]
+        rows.append([
+            v["precision"] + (" *" if v["pareto"] else ""), v["backend"], f"{a['top1']:.1f}", f"{a['top5']:.1f}",
+            f"{v['top1_change_pt']:+.1f}", _f(a["agreement_top1"], ".1f"), _f(a["kl_vs_fp32"], ".2e"),
+            f"{lat['p50']:.2f}", f"{lat['p90']:.2f}", f"{lat['p99']:.2f}", f"{lat['mean']:.2f}",
+            f"{v['end_to_end_ms']['mean']:.1f}", f"{v['throughput']['clips_per_s']:.1f}",
+            f"{v['speedup_vs_fp32']:.2f}x", f"{v['size_bytes'] / 1e6:.2f}", _f(v["build_time_s"], ".1f"),
+        ])
+    return head, rows
+
+
+def table(head: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    ev, st, gate = report["eval"], report["settings"], report["gate"]
+    out = [
+        "# lvt_edge report",
+        "",
+        f"Bundle `{report['bundle']['workdir']}` ({report['bundle']['model']}), evaluated on `{ev['clipset']}`: "
+        f"{ev['clips']} clips, {len(ev['labels'])} classes"
+        + (f", {len(ev['skipped'])} skipped" if ev["skipped"] else "") + ".",
+        f"Latency: the model alone at batch 1, {st['warmup']} warm-up then {st['runs']} timed runs per variant, "
+        "interleaved; e2e = decode + preprocess + predict of one clip; * = on the Pareto front.",
+        f"Machine: {report['machine']['processor']}, {report['machine']['cpu_count']} CPUs, {report['machine']['platform']}.",
+        "",
+        table(*summary_rows(report)),
+        "",
+        "## Recommendations",
+        "",
+        *[f"- {v['recommendation']['line']}" for v in report["variants"]],
+        "",
+        f"**{report['summary']['line']}**",
+        "",
+        f"Gate (max drop {gate['max_drop']:g} pt top-1): " + ("PASSED" if gate["passed"] else f"FAILED by {', '.join(gate['failed'])}"),
+        "",
+        "## Per-class top-1 (%)",
+        "",
+    ]
+    labels = ev["labels"]
+    head = ["class", "clips"] + [v["precision"] for v in report["variants"]]
+    rows = []
+    for i, label in enumerate(labels):
+        support = report["variants"][0]["accuracy"]["per_class"][i]["support"]
+        rows.append([label, str(support)] + [_f(v["accuracy"]["per_class"][i]["accuracy"], ".1f")
+                                            for v in report["variants"]])
+    out += [table(head, rows), ""]
+    return "\n".join(out)

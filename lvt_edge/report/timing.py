@@ -1,0 +1,31 @@
+"""Timed runs of several variants, interleaved so a noisy shared machine slows all alike."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, Callable
+
+from tqdm import tqdm
+
+
+def time_interleaved(fns: dict[str, Callable[[], Any]], runs: int, *, warmup: int = 3,
+                     desc: str = "timing", progress: bool = True) -> dict[str, list[float]]:
+    """Milliseconds of `runs` calls of each function, taken round-robin: run i of every
+    variant happens before run i+1 of any, so a burst of load on the machine hits them all
+    (the order rotates each round, so none always runs right after another). Each function
+    is called `warmup` times first (untimed)."""
+    if runs < 1:
+        raise ValueError("runs must be >= 1")
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    names = list(fns)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for i in tqdm(range(runs), desc=desc, unit="round", disable=not progress, file=sys.stderr, leave=False):
+        r = i % len(names)
+        for name in names[r:] + names[:r]:
+            t0 = time.perf_counter()
+            fns[name]()
+            samples[name].append((time.perf_counter() - t0) * 1e3)
+    return samples

@@ -1,0 +1,90 @@
+"""Run a bundle: `load_bundle(WORKDIR, precision, backend)` -> a `Classifier`.
+
+    from lvt_edge.runtime import load_bundle
+    with load_bundle("lvt-bundle", precision="int8") as clf:
+        probs = clf.predict(clf.contract.preprocess(frames))   # (classes,) for one clip
+        print(clf.labels[probs.argmax()])
+
+Every backend answers the same `predict(clips) -> probabilities`. This package never imports
+torch: the torch backend imports it inside itself, tensorrt and the CUDA binding are imported
+only when a TensorRT classifier is made.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from lvt_edge import bundle as B
+from lvt_edge.errors import LvtEdgeError
+from lvt_edge.runtime.base import Classifier, softmax
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One row of the backend table: where its classifier lives and the options it takes."""
+
+    module: str
+    cls: str
+    options: tuple[str, ...]
+    summary: str
+
+
+BACKENDS: dict[str, Backend] = {
+    "onnxruntime": Backend("lvt_edge.runtime.ort", "OrtClassifier", ("threads", "device"),
+                           "ONNX Runtime; CPU, or the CUDA execution provider with onnxruntime-gpu"),
+    "tensorrt": Backend("lvt_edge.runtime.trt", "TensorRTClassifier", ("plugin", "cuda"),
+                        "TensorRT 10 engine with the fused-op plugin; CUDA via cuda-python or pycuda"),
+    "torch": Backend("lvt_edge.runtime.torch_ref", "TorchClassifier", ("checkpoint", "device", "threads"),
+                     "the PyTorch source checkpoint, fp32 only (the reference)"),
+}
+BACKEND_CHOICES = ("auto", *BACKENDS)
+
+
+def tensorrt_importable() -> bool:
+    if importlib.util.find_spec("tensorrt") is None:
+        return False
+    try:
+        import tensorrt  # noqa: F401
+    except Exception:  # the bindings wheel installs without its libraries
+        return False
+    return True
+
+
+def resolve_backend(data: dict[str, Any], precision: str, backend: str = "auto") -> str:
+    """The backend `load_bundle` will use: "auto" is tensorrt when the variant has an engine
+    and TensorRT imports, else onnxruntime."""
+    if backend not in BACKEND_CHOICES:
+        raise LvtEdgeError(f"unknown backend {backend!r}; choose one of {', '.join(BACKEND_CHOICES)}")
+    if backend != "auto":
+        return backend
+    entry = B.variant(data, precision)
+    has_engine = bool((entry.get("tensorrt") or {}).get("engine"))
+    return "tensorrt" if has_engine and tensorrt_importable() else "onnxruntime"
+
+
+def load_bundle(workdir: str | os.PathLike = B.DEFAULT_WORKDIR, precision: str = "fp32", backend: str = "auto",
+                **opts: Any) -> Classifier:
+    """Load one precision of a bundle on one backend.
+
+    Options by backend (others are refused): onnxruntime `threads`, `device` ("cpu", "cuda",
+    "auto"); tensorrt `plugin` (library path overriding the bundle's), `cuda` ("auto",
+    "cuda-python", "pycuda"); torch `checkpoint`, `device`, `threads`. Options set to None
+    are dropped, so callers can pass their defaults through.
+    """
+    data = B.read_bundle(workdir)
+    name = resolve_backend(data, precision, backend)
+    spec = BACKENDS[name]
+    opts = {k: v for k, v in opts.items() if v is not None}
+    unknown = sorted(set(opts) - set(spec.options))
+    if unknown:
+        raise LvtEdgeError(f"the {name} backend takes no option {', '.join(unknown)}; "
+                           f"it takes {', '.join(spec.options)}")
+    cls = getattr(importlib.import_module(spec.module), spec.cls)
+    return cls.from_bundle(workdir, data, precision, **opts)
+
+
+__all__ = ["BACKENDS", "BACKEND_CHOICES", "Backend", "Classifier", "load_bundle", "resolve_backend", "softmax"]

@@ -1,0 +1,92 @@
+"""ONNX Runtime backend: CPU by default, the CUDA execution provider when asked and present."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from lvt_edge import bundle as B
+from lvt_edge.contract import ClipContract
+from lvt_edge.errors import LvtEdgeError
+from lvt_edge.runtime.base import Classifier
+from lvt_edge.runtime.files import checked_file
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def ort_providers(device: str, available: Sequence[str]) -> list[str]:
+    """Execution providers for `device` ("auto" takes CUDA only where onnxruntime-gpu has it)."""
+    if device not in DEVICES:
+        raise LvtEdgeError(f"unknown onnxruntime device {device!r}; choose one of {', '.join(DEVICES)}")
+    has_cuda = "CUDAExecutionProvider" in available
+    if device == "cuda" and not has_cuda:
+        raise LvtEdgeError(
+            "onnxruntime here has no CUDA execution provider (it has "
+            f"{', '.join(available)}); install onnxruntime-gpu instead of onnxruntime, or use device='cpu'"
+        )
+    if device == "cuda" or (device == "auto" and has_cuda):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+class OrtClassifier(Classifier):
+    """Runs one ONNX file of the bundle with onnxruntime."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, onnx_path: str | os.PathLike, contract: ClipContract, *, precision: str = "fp32",
+                 threads: int | None = None, device: str = "cpu") -> None:
+        import onnxruntime as ort
+
+        super().__init__(contract, precision=precision, source=str(onnx_path))
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads is not None:
+            if threads < 1:
+                raise LvtEdgeError(f"threads must be >= 1 (got {threads})")
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        providers = ort_providers(device, ort.get_available_providers())
+        try:
+            self._session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
+        except Exception as e:  # onnxruntime raises its own exception types for bad files
+            raise LvtEdgeError(f"onnxruntime cannot load {onnx_path}: {e}; rebuild the bundle") from e
+        self.providers = self._session.get_providers()
+        inp, out = self._session.get_inputs()[0], self._session.get_outputs()[0]
+        self._input, self._output = inp.name, out.name
+        static_dims = zip(inp.shape[1:], contract.input_shape)  # symbolic dims are strings
+        if len(inp.shape) != 5 or any(isinstance(d, int) and d != w for d, w in static_dims):
+            raise LvtEdgeError(
+                f"{onnx_path} takes input {inp.shape}, but the bundle's contract says "
+                f"Bx{'x'.join(map(str, contract.input_shape))}; re-export the model"
+            )
+        if isinstance(inp.shape[0], int):  # a static batch dimension
+            self.max_batch = inp.shape[0]
+
+    @classmethod
+    def from_bundle(cls, workdir: str | os.PathLike, data: dict[str, Any], precision: str, **opts: Any) -> "OrtClassifier":
+        entry = B.variant(data, precision, workdir)
+        path = checked_file(workdir, entry.get("onnx") or B.onnx_name(precision), entry.get("sha256"),
+                            what=f"{precision} ONNX file",
+                            rebuild=_rebuild(workdir, precision))
+        return cls(path, B.bundle_contract(data), precision=precision, **opts)
+
+    def _logits(self, batch: np.ndarray) -> np.ndarray:
+        if self.max_batch and len(batch) < self.max_batch:  # static batch: pad, then drop the padding
+            pad = np.zeros((self.max_batch - len(batch), *batch.shape[1:]), batch.dtype)
+            return self._run(np.concatenate([batch, pad]))[: len(batch)]
+        return self._run(batch)
+
+    def _run(self, batch: np.ndarray) -> np.ndarray:
+        return np.asarray(self._session.run([self._output], {self._input: batch})[0], dtype=np.float32)
+
+    def _close(self) -> None:
+        del self._session
+
+
+def _rebuild(workdir: str | os.PathLike, precision: str) -> str:
+    if precision == "fp32":
+        return f"lvt-edge export CHECKPOINT -o {workdir}"
+    return f"lvt-edge build {workdir} --precision {precision} --force"

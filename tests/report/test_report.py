@@ -1,0 +1,118 @@
+"""`lvt-edge report` and `lvt-edge bench` on a real tiny bundle and a synthetic clip set.
+
+The clip set is relabelled with the fp32 model's own predictions, so fp32 scores 100 % and
+the deliberately broken fp16 variant (negated logits) must fail the gate."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lvt_edge.cli import main
+from lvt_edge.report import REPORT_FILES, schema_errors
+from lvt_edge.report.schema import report_schema
+
+
+@pytest.fixture(scope="module")
+def clipset(tmp_path_factory, tiny, bundle):
+    manifest = tiny.synth_clipset(tmp_path_factory.mktemp("clips") / "test", 22)
+    return tiny.relabel_as(manifest, tiny.predicted_labels(bundle, manifest))
+
+
+FAST = ["--runs", "5", "--warmup", "1", "--batch", "4", "--e2e-clips", "2", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def failing(tmp_path_factory, bundle, clipset):
+    out = tmp_path_factory.mktemp("report")
+    rc = main(["report", str(bundle), "--eval", str(clipset), "--out", str(out), *FAST])
+    return rc, out, json.loads((out / "report.json").read_text())
+
+
+def test_report_writes_three_files_and_the_gate_fails_on_a_broken_variant(failing):
+    rc, out, report = failing
+    assert rc == 2
+    assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)
+    v = {x["precision"]: x for x in report["variants"]}
+    assert list(v) == ["fp32", "fp16", "int8"]
+    assert v["fp32"]["accuracy"]["top1"] == 100.0
+    assert v["fp16"]["accuracy"]["top1"] == 0.0 and v["fp16"]["accuracy"]["agreement_top1"] == 0.0
+    assert v["int8"]["accuracy"]["agreement_top1"] >= 90.0
+    assert report["gate"] == {"max_drop": 1.0, "passed": False, "failed": ["fp16"]}
+    assert v["fp16"]["recommendation"]["line"] == "do not ship fp16: drops 100.0 pt top-1 > 1.0"
+    assert v["fp32"]["latency_ms"]["runs"] == 5 and len(v["fp32"]["latency_ms"]["samples"]) == 5
+    assert v["fp32"]["build_time_s"] == 7.5 and v["fp32"]["size_bytes"] > 0
+    assert report["eval"]["clips"] == 22 and len(v["int8"]["accuracy"]["confusion"]) == 11
+
+
+def test_report_json_matches_its_schema(failing):
+    _, _, report = failing
+    assert schema_errors(report) == []
+    broken = json.loads(json.dumps(report))
+    del broken["variants"][0]["latency_ms"]["p99"]
+    broken["variants"][1]["accuracy"]["top1"] = 101
+    broken["gate"]["passed"] = "no"
+    errors = schema_errors(broken)
+    assert len(errors) == 3 and any("p99" in e for e in errors) and any("maximum" in e for e in errors)
+    try:
+        import jsonschema
+    except ImportError:
+        return
+    jsonschema.validate(report, report_schema())  # the hand-written check agrees with the real thing
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, report_schema())
+
+
+def test_markdown_and_html_carry_the_verdicts_and_plots(failing):
+    _, out, report = failing
+    md = (out / "report.md").read_text()
+    assert "do not ship fp16" in md and "FAILED by fp16" in md and "| fp32" in md
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 3 and "<script" not in html and "http" not in html.split("<body>")[1]
+
+
+def test_report_passes_the_gate_without_the_broken_variant(tmp_path, bundle, clipset, capsys):
+    rc = main(["report", str(bundle), "--eval", str(clipset), "--precisions", "int8", "--out", str(tmp_path), *FAST])
+    assert rc == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [v["precision"] for v in report["variants"]] == ["fp32", "int8"]
+    assert report["settings"]["baseline_added"] is True and report["gate"]["passed"]
+    assert "recommended:" in capsys.readouterr().out
+
+
+def test_numbers_reproduce_with_the_runtime(failing, bundle, clipset):
+    """The README's few lines give the report's top-1 and agreement."""
+    from lvt_edge.data import load_clips, open_clipset
+    from lvt_edge.runtime import load_bundle
+
+    _, _, report = failing
+    with load_bundle(bundle, "fp32") as fp32, load_bundle(bundle, "int8") as int8:
+        clips = load_clips(open_clipset(clipset, fp32.labels), fp32.contract, progress=False)
+        p32, p8 = fp32.predict(clips.clips), int8.predict(clips.clips)
+    top1 = 100 * np.mean(p8.argmax(1) == clips.labels)
+    agree = 100 * np.mean(p8.argmax(1) == p32.argmax(1))
+    v = report["variants"][2]
+    assert v["precision"] == "int8"
+    assert v["accuracy"]["top1"] == pytest.approx(top1) and v["accuracy"]["agreement_top1"] == pytest.approx(agree)
+
+
+def test_bad_arguments_are_user_errors(tmp_path, bundle, clipset, capsys):
+    assert main(["report", str(bundle), "--eval", str(tmp_path / "none"), "--out", str(tmp_path)]) == 1
+    assert "not found" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["report", str(bundle), "--eval", str(clipset), "--precisions", "fp8"])
+    assert main(["report", str(tmp_path), "--eval", str(clipset)]) == 1
+    assert "no bundle.json" in capsys.readouterr().err
+
+
+def test_bench_prints_and_writes_interleaved_numbers(tmp_path, bundle, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", str(bundle), "--precision", "fp32,int8", "--batch", "1,3", "--runs", "4", "--warmup", "1",
+               "--threads", "1", "--json", str(out)])
+    assert rc == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["precision"], r["batch"]) for r in rows] == [("fp32", 1), ("int8", 1), ("fp32", 3), ("int8", 3)]
+    assert all(r["runs"] == 4 and r["p50"] > 0 and r["clips_per_s"] > 0 for r in rows)
+    assert "speed-up" in capsys.readouterr().out
