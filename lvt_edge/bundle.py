@@ -44,6 +44,8 @@ META_CONFIG = "lvt_edge.model_config"
 META_VERSION = "lvt_edge.version"
 META_SOURCE_SHA256 = "lvt_edge.source_sha256"
 META_PRECISION = "lvt_edge.precision"
+META_LABELS = "lvt_edge.labels"
+META_OPSET = "lvt_edge.opset"
 
 
 def onnx_name(precision: str) -> str:

@@ -1,0 +1,141 @@
+"""The body of the `lvt_edge::FFLinearAttention` node: the FFLA op in standard ONNX ops.
+
+The model-local function below is what ONNX Runtime (and any tool without the plugin) runs;
+TensorRT swaps in the plugin. The body reads every hyper-parameter from the node's
+attributes, so one function serves the temporal and the spatial nodes and every registered
+config. Structural choices (shift on/off, gate on/off, which axis) are `If` nodes on
+constants made from attributes: ONNX Runtime folds them when it loads the model, so each
+node runs only its own branch. Numeric attributes (heads, head_dim, grid, shift_div, eps)
+enter through Constant nodes that reference the attribute.
+
+Layout work is kept small because Transpose dominates CPU time (FACTS.md):
+- the 8-neighbour spatial shift is one Gather per frame over the flattened S x C values, with
+  an index computed from attributes only (ONNX Runtime folds it to a constant); the temporal
+  shift is Pad + two Slices + Concat on the channel groups;
+- heads are never split into their own axis: per-head sums are one C x C matrix product
+  masked block-diagonally (h times the per-head FLOPs, no head transposes);
+- the spatial node needs one Transpose (k); the temporal node moves T next to C (4 Transposes).
+"""
+
+from __future__ import annotations
+
+import onnxscript
+from onnxscript import FLOAT
+from onnxscript import opset20 as op
+from onnxscript.values import Opset
+
+from lvt_edge.export.node import DOMAIN, OP_TYPE
+
+lvt_edge_opset = Opset(DOMAIN, 1)
+
+
+@onnxscript.script(lvt_edge_opset, default_opset=op)
+def FFLinearAttention(  # noqa: N802 (the ONNX op type)
+    q: FLOAT, k: FLOAT, v: FLOAT, gate_weight: FLOAT, gate_bias: FLOAT,
+    heads: int, head_dim: int, axis: int, grid: int, shift: int, shift_div: int,
+    gate_mode: int, official_border: int, eps: float,
+) -> FLOAT:
+    # int64 scalars from the attributes
+    h = op.Constant(value_int=heads)
+    d = op.Constant(value_int=head_dim)
+    g_side = op.Constant(value_int=grid)
+    c_all = h * d
+    zero = op.Constant(value_int=0)
+    one = op.Constant(value_int=1)
+    is_temporal = op.Equal(op.Constant(value_int=axis), zero)
+
+    # -- neighbourhood association: k~, v~ = shift(k), shift(v) ------------------------
+    if op.Equal(op.Constant(value_int=shift), one):
+        if is_temporal:
+            # 8-neighbour spatial shift inside each frame: one Gather over S*C (+1 zero) with an
+            # index that depends on attributes only, so ONNX Runtime folds it to a constant
+            ii = op.Reshape(op.Range(zero, g_side, one), op.Constant(value_ints=[-1, 1, 1]))
+            jj = op.Reshape(op.Range(zero, g_side, one), op.Constant(value_ints=[1, -1, 1]))
+            cc = op.Reshape(op.Range(zero, c_all, one), op.Constant(value_ints=[1, 1, -1]))
+            grp = op.Min(op.Div(cc, op.Div(c_all, op.Constant(value_int=16))), op.Constant(value_int=8))
+            si = ii + op.Gather(op.Constant(value_ints=[1, -1, 0, 0, -1, 1, -1, 1, 0]), grp)
+            sj = jj + op.Gather(op.Constant(value_ints=[0, 0, 1, -1, -1, 1, 1, -1, 0]), grp)
+            inside = op.And(op.And(op.GreaterOrEqual(si, zero), op.Less(si, g_side)),
+                            op.And(op.GreaterOrEqual(sj, zero), op.Less(sj, g_side)))
+            # official_border: a diagonal channel whose source is off the grid keeps its own value
+            diag = op.And(op.GreaterOrEqual(grp, op.Constant(value_int=4)), op.Less(grp, op.Constant(value_int=8)))
+            keep_own = op.And(diag, op.Equal(op.Constant(value_int=official_border), one))
+            src = (si * g_side + sj) * c_all + cc
+            own = (ii * g_side + jj) * c_all + cc
+            idx = op.Where(inside, src, op.Where(keep_own, own, g_side * g_side * c_all))
+            idx = op.Reshape(idx, op.Constant(value_ints=[-1]))
+            flat = op.Constant(value_ints=[0, 0, -1])
+            pads = op.Constant(value_ints=[0, 0, 0, 0, 0, 1])
+            ks = op.Reshape(op.Gather(op.Pad(op.Reshape(k, flat), pads), idx, axis=2), op.Shape(k))
+            vs = op.Reshape(op.Gather(op.Pad(op.Reshape(v, flat), pads), idx, axis=2), op.Shape(v))
+        else:
+            # temporal shift: channels [0, f) <- frame t+1, [f, 2f) <- frame t-1, f = C // shift_div
+            f1 = op.Reshape(op.Div(c_all, op.Constant(value_int=shift_div)), op.Constant(value_ints=[1]))
+            f2 = f1 + f1
+            t_pads = op.Constant(value_ints=[0, 1, 0, 0, 0, 1, 0, 0])
+            big = op.Constant(value_ints=[9223372036854775807])
+            axes_tc = op.Constant(value_ints=[1, 3])
+            c_axis = op.Constant(value_ints=[3])
+            fwd_s = op.Concat(op.Constant(value_ints=[2]), op.Constant(value_ints=[0]), axis=0)
+            fwd_e = op.Concat(big, f1, axis=0)
+            bwd_s = op.Concat(op.Constant(value_ints=[0]), f1, axis=0)
+            bwd_e = op.Concat(op.Constant(value_ints=[-2]), f2, axis=0)
+            kp = op.Pad(k, t_pads)
+            ks = op.Concat(op.Slice(kp, fwd_s, fwd_e, axes_tc), op.Slice(kp, bwd_s, bwd_e, axes_tc),
+                           op.Slice(k, f2, big, c_axis), axis=3)
+            vp = op.Pad(v, t_pads)
+            vs = op.Concat(op.Slice(vp, fwd_s, fwd_e, axes_tc), op.Slice(vp, bwd_s, bwd_e, axes_tc),
+                           op.Slice(v, f2, big, c_axis), axis=3)
+    else:
+        ks = op.Identity(k)
+        vs = op.Identity(v)
+
+    # -- feature map and fixation gate ------------------------------------------------
+    offset = op.Pow(op.Cast(d, to=1), op.Constant(value_float=-0.5))
+    fq = op.Relu(q) + offset
+    fk = op.Relu(ks) + offset
+    if op.Equal(op.Constant(value_int=gate_mode), zero):
+        gq_fq = op.Identity(fq)
+        gk_fk = op.Identity(fk)
+    else:
+        split = op.Concat(op.Constant(value_ints=[0, 0, 0]), op.Reshape(h, op.Constant(value_ints=[1])),
+                          op.Reshape(d, op.Constant(value_ints=[1])), axis=0)
+        fq5 = op.Reshape(fq, split)
+        fk5 = op.Reshape(fk, split)
+        z = op.Concat(fq5, fk5, op.Reshape(vs, split), axis=-1)  # B x T x S x h x 3d
+        # all gates at once: n_gates*d outputs; q takes the first d, k the last d
+        w = op.Reshape(gate_weight, op.Concat(op.Constant(value_ints=[-1]), op.Reshape(d * 3, op.Constant(value_ints=[1])), axis=0))
+        g = op.Sigmoid(op.MatMul(z, op.Transpose(w, perm=[1, 0])) + op.Reshape(gate_bias, op.Constant(value_ints=[-1])))
+        d1 = op.Reshape(d, op.Constant(value_ints=[1]))
+        last = op.Constant(value_ints=[-1])
+        gq = op.Slice(g, op.Constant(value_ints=[0]), d1, last)
+        n_out = op.Shape(g, start=-1)
+        gk = op.Slice(g, n_out - d1, n_out, last)
+        gq_fq = op.Reshape(gq * fq5, op.Shape(q))
+        gk_fk = op.Reshape(gk * fk5, op.Shape(q))
+
+    # -- attention: out_i = q'_i (sum_j k'_j v_j^T) / (q'_i . sum_j k'_j + eps) ------
+    heads_of = op.Div(op.Range(zero, c_all, one), d)
+    mask = op.Cast(op.Equal(op.Unsqueeze(heads_of, one), op.Unsqueeze(heads_of, zero)), to=1)  # C x C
+    if is_temporal:  # attend over T: bring T next to C
+        kv = op.MatMul(op.Transpose(gk_fk, perm=[0, 2, 3, 1]), op.Transpose(vs, perm=[0, 2, 1, 3])) * mask
+        ksum = op.Transpose(op.ReduceSum(gk_fk, op.Constant(value_ints=[1]), keepdims=1), perm=[0, 2, 3, 1])
+        qt = op.Transpose(gq_fq, perm=[0, 2, 1, 3])
+        num = op.MatMul(qt, kv)
+        den = op.MatMul(qt, ksum * mask)
+        out = op.Transpose(num / (den + op.Constant(value_float=eps)), perm=[0, 2, 1, 3])
+    else:  # attend over the S tokens of each frame
+        kv = op.MatMul(op.Transpose(gk_fk, perm=[0, 1, 3, 2]), vs) * mask
+        ksum = op.Transpose(op.ReduceSum(gk_fk, op.Constant(value_ints=[2]), keepdims=1), perm=[0, 1, 3, 2])
+        num = op.MatMul(gq_fq, kv)
+        den = op.MatMul(gq_fq, ksum * mask)
+        out = num / (den + op.Constant(value_float=eps))
+    return out
+
+
+def ffla_function_proto():
+    """The FunctionProto to append to `model.functions` (domain lvt_edge, name FFLinearAttention)."""
+    proto = FFLinearAttention.to_function_proto()
+    if proto.domain != DOMAIN or proto.name != OP_TYPE:
+        raise AssertionError(f"function is {proto.domain}::{proto.name}, expected {DOMAIN}::{OP_TYPE}")
+    return proto

@@ -1,0 +1,71 @@
+"""The function body alone (a one-node model run by ONNX Runtime) equals the torch reference op."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from onnx import TensorProto, helper  # noqa: E402
+
+from lvt_edge.export.ffla_function import ffla_function_proto  # noqa: E402
+from lvt_edge.export.node import DOMAIN, OP_TYPE, node_attributes  # noqa: E402
+from lvt_edge.model.ffla import ffla  # noqa: E402
+
+TOL = 1e-5
+
+
+def one_node_model(attrs, n_gates, t, s, c, d):
+    node = helper.make_node(OP_TYPE, ["q", "k", "v", "w", "b"], ["out"], domain=DOMAIN, **attrs)
+    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["B", t, s, c]) for n in "qkv"]
+    ins += [helper.make_tensor_value_info("w", TensorProto.FLOAT, [n_gates, d, 3 * d]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, [n_gates, d])]
+    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["B", t, s, c])
+    graph = helper.make_graph([node], "ffla", ins, [out])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid(DOMAIN, 1)],
+                              functions=[ffla_function_proto()])
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _cases():
+    for axis, gate, shift in itertools.product(("temporal", "spatial"), ("none", "shared", "separate"), (False, True)):
+        borders = (False, True) if shift and axis == "temporal" else (False,)
+        divs = (4, 8) if shift and axis == "spatial" else (4,)
+        for border, div in itertools.product(borders, divs):
+            yield pytest.param(axis, gate, shift, border, div, id=f"{axis}-{gate}-shift{int(shift)}-border{int(border)}-div{div}")
+
+
+@pytest.mark.parametrize("heads,grid,t,c", [(2, 4, 4, 32), (4, 3, 3, 64)], ids=["h2g4", "h4g3"])
+@pytest.mark.parametrize("axis,gate,shift,border,div", list(_cases()))
+def test_function_body_equals_reference(axis, gate, shift, border, div, heads, grid, t, c):
+    gen = torch.Generator().manual_seed(0)
+    d, s, b = c // heads, grid * grid, 2
+    q, k, v = (torch.randn(b, t, s, c, generator=gen) for _ in range(3))
+    n = {"none": 0, "shared": 1, "separate": 2}[gate]
+    w = torch.randn(max(n, 1), d, 3 * d, generator=gen) * 0.3
+    bias = torch.randn(max(n, 1), d, generator=gen) * 0.3
+    kw = dict(heads=heads, axis=axis, grid=grid, shift=shift, shift_div=div, gate=gate, official_border=border, eps=1e-6)
+    ref = ffla(q, k, v, w if n else None, bias if n else None, **kw).numpy()
+
+    attrs = node_attributes(head_dim=d, **kw)
+    sess = ort.InferenceSession(one_node_model(attrs, max(n, 1), t, s, c, d).SerializeToString())
+    out = sess.run(None, {"q": q.numpy(), "k": k.numpy(), "v": v.numpy(), "w": w.numpy(), "b": bias.numpy()})[0]
+    assert np.abs(out - ref).max() < TOL
+
+
+def test_cases_are_distinguishable():
+    """The sweep above can fail: each switch changes the reference output on random inputs."""
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(1, 4, 16, 32, generator=gen) for _ in range(3))
+    w, b = torch.randn(2, 16, 48, generator=gen), torch.randn(2, 16, generator=gen)
+    base = dict(heads=2, axis="temporal", grid=4, shift=True, gate="shared", official_border=False)
+    ref = ffla(q, k, v, w[:1], b[:1], **base)
+    for change in ({"official_border": True}, {"shift": False}, {"axis": "spatial"}):
+        assert not torch.allclose(ffla(q, k, v, w[:1], b[:1], **{**base, **change}), ref, atol=1e-4), change
+    assert not torch.allclose(ffla(q, k, v, w, b, **{**base, "gate": "separate"}), ref, atol=1e-4)
