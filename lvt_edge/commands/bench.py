@@ -16,10 +16,9 @@ def int_list(text: str) -> tuple[int, ...]:
 
 
 def register(p: argparse.ArgumentParser) -> None:
-    from lvt_edge.bundle import DEFAULT_WORKDIR
-    from lvt_edge.commands.report import add_backend_args, precision_list
+    from lvt_edge.commands.common import add_backend_args, add_workdir_arg, precision_list
 
-    p.add_argument("workdir", nargs="?", default=DEFAULT_WORKDIR, help=f"bundle folder (default {DEFAULT_WORKDIR})")
+    add_workdir_arg(p)
     p.add_argument("--precision", type=precision_list, default=None,
                    help="comma list, e.g. fp32,int8 (default: every variant the bundle has)")
     p.add_argument("--batch", type=int_list, default=(1,), help="comma list of batch sizes (default 1)")
@@ -63,7 +62,7 @@ def bench(workdir, precisions, batches, runs, warmup, backend, options, progress
 
 
 def run(args: argparse.Namespace) -> int:
-    from lvt_edge.commands.report import backend_options
+    from lvt_edge.commands.common import backend_options
     from lvt_edge.io import write_json_atomic
 
     if args.runs < 1 or args.warmup < 0:

@@ -5,37 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lvt_edge.bundle import DEFAULT_WORKDIR, PRECISIONS
+from lvt_edge.commands.common import add_backend_args, add_workdir_arg, backend_options, precision_list
 
 EXIT_GATE_FAILED = 2
 
 
-def precision_list(text: str) -> tuple[str, ...]:
-    items = tuple(p.strip() for p in text.split(",") if p.strip())
-    bad = [p for p in items if p not in PRECISIONS]
-    if bad or not items:
-        raise argparse.ArgumentTypeError(f"precisions are a comma list of {', '.join(PRECISIONS)} (got {text!r})")
-    return items
-
-
-def add_backend_args(p: argparse.ArgumentParser) -> None:
-    """Backend and its options (shared with `bench`)."""
-    from lvt_edge.runtime import BACKEND_CHOICES
-
-    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
-                   help="auto: tensorrt where the variant has an engine and TensorRT imports, else onnxruntime")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (onnxruntime, torch); default: the library's")
-    p.add_argument("--device", default=None, help="onnxruntime: cpu, cuda or auto; torch: a torch device")
-    p.add_argument("--plugin", default=None, help="tensorrt: plugin library to load instead of the bundle's")
-    p.add_argument("--checkpoint", default=None, help="torch: the source checkpoint, if not where bundle.json says")
-
-
-def backend_options(args: argparse.Namespace) -> dict:
-    return {"threads": args.threads, "device": args.device, "plugin": args.plugin, "checkpoint": args.checkpoint}
-
-
 def register(p: argparse.ArgumentParser) -> None:
-    p.add_argument("workdir", nargs="?", default=DEFAULT_WORKDIR, help=f"bundle folder (default {DEFAULT_WORKDIR})")
+    add_workdir_arg(p)
     p.add_argument("--eval", required=True, metavar="CLIPSET", help="labelled clip set: class folders or a manifest")
     p.add_argument("--precisions", type=precision_list, default=None,
                    help="comma list, e.g. fp32,int8 (default: every variant the bundle has; fp32 is always the baseline)")

@@ -1,0 +1,37 @@
+"""Arguments that several verbs share: each flag is defined once, here."""
+
+from __future__ import annotations
+
+import argparse
+
+from lvt_edge.bundle import DEFAULT_WORKDIR, PRECISIONS
+
+
+def add_workdir_arg(p: argparse.ArgumentParser, extra_help: str = "") -> None:
+    p.add_argument("workdir", nargs="?", default=DEFAULT_WORKDIR,
+                   help=f"bundle folder (default {DEFAULT_WORKDIR}){extra_help}")
+
+
+def precision_list(text: str) -> tuple[str, ...]:
+    """argparse type: a comma list of precisions."""
+    items = tuple(p.strip() for p in text.split(",") if p.strip())
+    bad = [p for p in items if p not in PRECISIONS]
+    if bad or not items:
+        raise argparse.ArgumentTypeError(f"precisions are a comma list of {', '.join(PRECISIONS)} (got {text!r})")
+    return items
+
+
+def add_backend_args(p: argparse.ArgumentParser) -> None:
+    """The runtime backend and its options (report, bench)."""
+    from lvt_edge.runtime import BACKEND_CHOICES
+
+    p.add_argument("--backend", choices=BACKEND_CHOICES, default="auto",
+                   help="auto: tensorrt where the variant has an engine and TensorRT imports, else onnxruntime")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads (onnxruntime, torch); default: the library's")
+    p.add_argument("--device", default=None, help="onnxruntime: cpu, cuda or auto; torch: a torch device")
+    p.add_argument("--plugin", default=None, help="tensorrt: plugin library to load instead of the bundle's")
+    p.add_argument("--checkpoint", default=None, help="torch: the source checkpoint, if not where bundle.json says")
+
+
+def backend_options(args: argparse.Namespace) -> dict:
+    return {"threads": args.threads, "device": args.device, "plugin": args.plugin, "checkpoint": args.checkpoint}
