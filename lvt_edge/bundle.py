@@ -22,7 +22,6 @@ bundle.json:
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from typing import Any
 from lvt_edge import __version__
 from lvt_edge.contract import ClipContract
 from lvt_edge.errors import LvtEdgeError
-from lvt_edge.io import write_json_atomic
+from lvt_edge.io import read_format_json, write_json_atomic
 
 FORMAT = "lvt_edge.bundle"
 FORMAT_VERSION = 1
@@ -81,15 +80,8 @@ def read_bundle(workdir: str | os.PathLike) -> dict[str, Any]:
     path = bundle_path(workdir)
     if not path.is_file():
         raise LvtEdgeError(f"no {BUNDLE_JSON} in {workdir}; run `lvt-edge export -o {workdir}` (or `lvt-edge build {workdir}`) first")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LvtEdgeError(f"{path} is not valid JSON ({e}); re-run `lvt-edge export -o {workdir}`") from e
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise LvtEdgeError(f"{path} is not an lvt_edge bundle; re-run `lvt-edge export -o {workdir}`")
-    if data.get("format_version", 0) > FORMAT_VERSION:
-        raise LvtEdgeError(f"{path} was written by a newer lvt_edge ({data.get('lvt_edge_version')}); upgrade lvt_edge")
-    return data
+    return read_format_json(path, FORMAT, FORMAT_VERSION, "an lvt_edge bundle",
+                            f"re-run `lvt-edge export -o {workdir}`")
 
 
 def write_bundle(workdir: str | os.PathLike, data: dict[str, Any]) -> None:

@@ -53,6 +53,23 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def read_format_json(path: str | os.PathLike, fmt: str, version: int, what: str, fix: str) -> dict[str, Any]:
+    """Read one of our JSON artifacts, checking its `format` tag and that no newer lvt_edge wrote it.
+
+    `what` names the artifact ("an lvt_edge checkpoint"); `fix` says what to do about a bad one.
+    """
+    try:
+        obj = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LvtEdgeError(f"{path} is not valid JSON ({e}); is it {what}? {fix}") from e
+    if not isinstance(obj, dict) or obj.get("format") != fmt:
+        raise LvtEdgeError(f"{path} is not {what} (no \"format\": \"{fmt}\"); {fix}")
+    if obj.get("format_version", 0) > version:
+        raise LvtEdgeError(f"{path} was written by a newer lvt_edge ({obj.get('lvt_edge_version', '?')}); "
+                           "upgrade lvt_edge to read it")
+    return obj
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

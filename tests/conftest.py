@@ -2,19 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
-
-
-def _has_tensorrt() -> bool:
-    if importlib.util.find_spec("tensorrt") is None:
-        return False
-    try:
-        import tensorrt  # noqa: F401
-    except Exception:  # the bindings wheel installs without its libraries
-        return False
-    return True
 
 
 def _has_cuda() -> bool:
@@ -34,7 +22,9 @@ def _has_cuda() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    checks = {"tensorrt": (_has_tensorrt, "TensorRT is not importable here"),
+    from lvt_edge.runtime import tensorrt_importable
+
+    checks = {"tensorrt": (tensorrt_importable, "TensorRT is not importable here"),
               "gpu": (_has_cuda, "no CUDA GPU here")}
     found: dict[str, bool] = {}
     for item in items:

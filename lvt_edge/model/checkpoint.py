@@ -3,7 +3,6 @@ lvt_edge version). Official checkpoints (.pth/.pyth/.pt) go through `official.py
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,7 @@ import torch
 from lvt_edge import __version__
 from lvt_edge.contract import ClipContract
 from lvt_edge.errors import LvtEdgeError
-from lvt_edge.io import atomic_path, sha256_file, write_json_atomic
+from lvt_edge.io import atomic_path, read_format_json, sha256_file, write_json_atomic
 from lvt_edge.model.config import LVTConfig
 from lvt_edge.model.lvt import LVT
 
@@ -89,15 +88,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     weights, meta = paths_of(path)
     if not meta.is_file():
         raise LvtEdgeError(f"{meta} not found: an lvt_edge checkpoint is NAME.safetensors plus NAME.json")
-    try:
-        d = json.loads(meta.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LvtEdgeError(f"{meta} is not valid JSON ({e}); is it an lvt_edge checkpoint?") from e
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise LvtEdgeError(f"{meta} is not an lvt_edge checkpoint (no \"format\": \"{FORMAT}\")")
-    if d.get("format_version", 0) > FORMAT_VERSION:
-        raise LvtEdgeError(f"{meta} was written by a newer lvt_edge ({d.get('lvt_edge_version')}); upgrade to read it")
-    return d
+    return read_format_json(meta, FORMAT, FORMAT_VERSION, "an lvt_edge checkpoint",
+                            "an lvt_edge checkpoint is NAME.safetensors plus the NAME.json that save_checkpoint wrote")
 
 
 def load_checkpoint(path: str | os.PathLike, **official_kw: Any) -> Checkpoint:
