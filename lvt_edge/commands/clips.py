@@ -1,0 +1,42 @@
+"""`lvt-edge clips`: make synthetic motion clip sets and inspect clip sets."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="clips_action", metavar="ACTION", required=True)
+    s = sub.add_parser("synth", help="write a synthetic motion clip set (video files + manifest)",
+                       description="Write class-balanced synthetic motion clips: one seed, one set of bytes.")
+    s.add_argument("--out", required=True, help="new folder for the clip set")
+    s.add_argument("--split", required=True, choices=("train", "val", "calib", "test"),
+                   help="part of the random seed: splits made with one --seed differ")
+    s.add_argument("--num", type=int, required=True, help="number of clips (spread evenly over the classes)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--frames", type=int, default=None,
+                   help="frames per video (default 16: lvt-tiny's 8 frames at stride 2); longer clips continue the motion")
+    s.add_argument("--size", type=int, default=None, help="frame side in pixels (default 96, lvt-tiny's input)")
+    i = sub.add_parser("info", help="clips per class and the content hash of a clip set (or of a subset)")
+    i.add_argument("path", help="clip set: folder per class, manifest (.csv/.jsonl) or folder with a manifest")
+    i.add_argument("--size", type=int, default=None, help="describe the class-balanced subset of this many clips")
+    i.add_argument("--seed", type=int, default=0, help="seed of the subset (default 0)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.clips_action == "synth":
+        from lvt_edge.data import synth
+
+        manifest = synth.generate(args.out, split=args.split, num=args.num, seed=args.seed,
+                                  frames=args.frames, size=args.size)
+        print(f"wrote {args.num} clips and {manifest}")
+        return 0
+    from lvt_edge.data import open_clipset
+
+    cs = open_clipset(args.path).subset(args.size, args.seed)
+    width = max(len(x) for x in cs.labels)
+    print(f"clip set {cs.root} ({cs.layout}): {len(cs)} clips, {len(cs.labels)} labels")
+    for label, n in cs.counts().items():
+        print(f"  {label.ljust(width)}  {n}")
+    print(f"content hash: {cs.content_hash}")
+    return 0

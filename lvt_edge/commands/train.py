@@ -1,0 +1,68 @@
+"""`lvt-edge train`: train or fine-tune an LVT model on a clip set."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="lvt-tiny", help="model config (see `lvt-edge models`; default lvt-tiny)")
+    p.add_argument("--attention", choices=("ffla", "linear", "softmax"), default=None,
+                   help="attention variant (default: the config's, ffla)")
+    p.add_argument("--data", required=True, help="training clip set (folder per class, manifest, or folder with one)")
+    p.add_argument("--val", required=True, help="validation clip set; the best epoch by its top-1 is kept")
+    p.add_argument("--epochs", type=int, default=10, help="total epochs, also when resuming (default 10)")
+    p.add_argument("--out", required=True, help="output folder: best.safetensors/.json, last.pt, train_log.json")
+    p.add_argument("--resume", metavar="STATE", default=None, help="continue from a run's last.pt")
+    p.add_argument("--finetune", metavar="CKPT", default=None,
+                   help="start from this checkpoint; a new classifier is made when the labels differ")
+    p.add_argument("--batch-size", type=int, default=16, help="clips per step (default 16)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default 1e-3)")
+    p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default 0.05)")
+    p.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warm-up length (default 1)")
+    p.add_argument("--label-smoothing", type=float, default=0.1, help="default 0.1")
+    p.add_argument("--hflip", action="store_true",
+                   help="random horizontal flips (off by default: they swap left and right motion)")
+    p.add_argument("--reverse-pairs", default=None, metavar="A:B,C:D|synth",
+                   help="classes that are each other played backwards (A:A for a class that is its own "
+                        "reverse); half of their clips are reversed and relabelled. `synth`: the synthetic motion pairs")
+    p.add_argument("--train-size", type=int, default=None, help="class-balanced subset of the training set")
+    p.add_argument("--val-size", type=int, default=None, help="class-balanced subset of the validation set")
+    p.add_argument("--max-bad-fraction", type=float, default=0.05,
+                   help="fail when more than this fraction of clips is unreadable (default 0.05)")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, order and augmentation (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from lvt_edge.training import TrainOptions, train
+
+    opts = TrainOptions(
+        model=args.model, attention=args.attention, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
+        label_smoothing=args.label_smoothing, hflip=args.hflip, seed=args.seed,
+        reverse_pairs=parse_pairs(args.reverse_pairs), train_size=args.train_size, val_size=args.val_size, max_bad_fraction=args.max_bad_fraction,
+    )
+    result = train(args.data, args.val, args.out, opts, resume=args.resume, finetune=args.finetune,
+                   progress=not args.no_progress)
+    print(f"best val top-1 {result.best_top1:.4f}: checkpoint {result.best}.safetensors (+ .json); "
+          f"resume with --resume {result.last}")
+    return 0
+
+
+def parse_pairs(text: str | None) -> tuple[tuple[str, str], ...]:
+    if not text:
+        return ()
+    if text == "synth":
+        from lvt_edge.data.synth import REVERSED_PAIRS
+
+        return REVERSED_PAIRS
+    pairs = []
+    for item in text.split(","):
+        a, sep, b = item.strip().partition(":")
+        if not sep or not a or not b:
+            from lvt_edge.errors import LvtEdgeError
+
+            raise LvtEdgeError(f"--reverse-pairs: {item!r} is not A:B; write e.g. left:right,up:down")
+        pairs.append((a, b))
+    return tuple(pairs)

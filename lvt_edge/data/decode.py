@@ -1,0 +1,83 @@
+"""Decoding one clip (video file or folder of frames) into the frames a clip contract samples."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lvt_edge.contract import ClipContract
+from lvt_edge.data.clipset import Clip
+
+
+class BadClip(Exception):
+    """A clip that cannot give one model input; the message is the reason (shown to the user)."""
+
+
+def clip_window(contract: ClipContract, num_frames: int) -> np.ndarray:
+    """Indices (into the clip's own frames) of the frames the contract takes from it: uniform
+    segments, or for dense sampling the window in the middle of the clip."""
+    if num_frames < contract.min_video_frames():
+        raise BadClip(f"too short: {num_frames} frames, the contract needs {contract.min_video_frames()}")
+    start = 0
+    if contract.sampling == "dense":
+        start = (num_frames - contract.min_video_frames()) // 2
+    return contract.sample_indices(num_frames, start)
+
+
+def decode_clip(clip: Clip, contract: ClipContract) -> np.ndarray:
+    """One clip -> T x size x size x 3 uint8 frames in the contract's channel order.
+
+    Raises BadClip for zero-byte, unreadable, truncated or too-short clips."""
+    frames = _frames_from_folder(clip, contract) if clip.is_frames else _frames_from_video(clip, contract)
+    if contract.channel_order == "RGB":
+        frames = frames[..., ::-1]
+    return np.ascontiguousarray(frames)
+
+
+def _frames_from_folder(clip: Clip, contract: ClipContract) -> np.ndarray:
+    import cv2
+
+    files = clip.frame_files()[clip.start:clip.end]
+    out = []
+    for i in clip_window(contract, len(files)):
+        img = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
+        if img is None:
+            raise BadClip(f"cannot decode frame {files[i].name}")
+        out.append(contract.resize_crop(img))
+    return np.stack(out)
+
+
+def _frames_from_video(clip: Clip, contract: ClipContract) -> np.ndarray:
+    """Decode every frame of the range once (seeking is unreliable across codecs), keeping each
+    already resized and cropped so long videos stay small in memory."""
+    import cv2
+
+    if not clip.path.is_file():
+        raise BadClip("file not found")
+    if clip.path.stat().st_size == 0:
+        raise BadClip("zero-byte file")
+    cap = cv2.VideoCapture(str(clip.path))
+    try:
+        if not cap.isOpened():
+            raise BadClip("cannot open or decode the video")
+        declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        start, end = clip.start or 0, clip.end
+        kept, n = [], 0
+        while end is None or n < end:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                break
+            if n >= start:
+                kept.append(contract.resize_crop(frame))
+            n += 1
+    finally:
+        cap.release()
+    if n == 0:
+        raise BadClip("no decodable frames")
+    # Containers with an index declare their length; losing more than a few frames to decode
+    # errors means the file was cut short (estimated counts of mkv/webm may be off by a little).
+    wanted = declared if end is None else min(declared, end)
+    if declared > 0 and n < wanted - max(2, wanted // 20):
+        raise BadClip(f"truncated: decoded {n} of {wanted} frames")
+    if end is not None and n < end:
+        raise BadClip(f"video has {n} frames, the manifest asks for frames up to {end}")
+    return np.stack([kept[i] for i in clip_window(contract, len(kept))])

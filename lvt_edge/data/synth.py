@@ -1,0 +1,194 @@
+"""Synthetic motion clips: classes that only the temporal order of frames tells apart.
+
+Each clip shows one textured polygon moving in one of LABELS' ways over a textured
+background with static, slightly jittering distractor shapes and sensor noise. Any single
+frame could belong to any class (start poses are random), so a model must use motion.
+Objects that leave the frame re-enter on the other side and zooms wrap around, so `frames`
+can be as long as a streaming test needs while the motion stays the same.
+
+Clips are MJPEG .avi files written by OpenCV's own encoder (no FFmpeg needed); one seed gives
+the same bytes on the same OpenCV build. The split name is part of the seed, so train, val
+and calib sets made with one seed differ.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lvt_edge.errors import LvtEdgeError
+
+LABELS = (
+    "left", "right", "up", "down", "up_right", "down_left",
+    "rotate_cw", "rotate_ccw", "zoom_in", "zoom_out", "static",
+)
+# Each class played backwards is its partner (static is its own): a free, label-safe augmentation.
+REVERSED_PAIRS = (("left", "right"), ("up", "down"), ("up_right", "down_left"),
+                  ("rotate_cw", "rotate_ccw"), ("zoom_in", "zoom_out"), ("static", "static"))
+SPLITS = ("train", "val", "calib", "test")
+DEFAULT_FRAMES = 16  # lvt-tiny's 8 frames at the contract's dense stride 2
+DEFAULT_SIZE = 96  # lvt-tiny's input size
+FPS = 15
+_SHIFT = 4  # fractional bits of polygon vertices
+JPEG_QUALITY = 90
+_DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1),
+               "up_right": (1, -1), "down_left": (-1, 1)}
+
+
+def generate(out_dir: str | os.PathLike, *, split: str, num: int, seed: int,
+             frames: int | None = None, size: int | None = None, progress: bool = True) -> Path:
+    """Write `num` class-balanced clips (video files in one folder per label), `manifest.csv`,
+    `labels.txt` and `synth.json` into `out_dir`; returns the manifest path."""
+    from tqdm import tqdm
+
+    frames = DEFAULT_FRAMES if frames is None else int(frames)
+    size = DEFAULT_SIZE if size is None else int(size)
+    if split not in SPLITS:
+        raise LvtEdgeError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    if num < 1 or frames < 2 or size < 32:
+        raise LvtEdgeError(f"need --num >= 1, --frames >= 2 and --size >= 32 (got {num}, {frames}, {size})")
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise LvtEdgeError(f"{out} is not empty; choose a new folder so clip sets never mix")
+    tmp = out.with_name(f".{out.name}.partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    rows = []
+    for i in tqdm(range(num), desc=f"synth {split}", unit="clip", disable=not progress, file=sys.stderr):
+        label = LABELS[i % len(LABELS)]
+        rel = f"{label}/{split}_{i:06d}.avi"
+        rng = np.random.default_rng([seed, SPLITS.index(split), i])
+        write_video(tmp / rel, render_clip(label, rng, frames=frames, size=size))
+        rows.append(f"{rel},{label}")
+    (tmp / "manifest.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    (tmp / "labels.txt").write_text("\n".join(LABELS) + "\n")
+    (tmp / "synth.json").write_text(json.dumps(
+        {"generator": "lvt_edge.data.synth", "split": split, "num": num, "seed": seed,
+         "frames": frames, "size": size, "fps": FPS, "labels": list(LABELS)}, indent=2) + "\n")
+    if out.exists():
+        out.rmdir()
+    os.replace(tmp, out)
+    return out / "manifest.csv"
+
+
+def write_video(path: Path, frames: np.ndarray) -> None:
+    """T x H x W x 3 uint8 BGR frames -> MJPEG .avi with OpenCV's built-in (deterministic) encoder."""
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h, w = frames.shape[1:3]
+    writer = cv2.VideoWriter(str(path), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), FPS, (w, h),
+                             [cv2.VIDEOWRITER_PROP_QUALITY, JPEG_QUALITY])
+    if not writer.isOpened():
+        raise LvtEdgeError(f"OpenCV cannot write MJPEG video {path}; check the OpenCV install (opencv-python-headless)")
+    for f in frames:
+        writer.write(f)
+    writer.release()
+
+
+def render_clip(label: str, rng: np.random.Generator, *, frames: int, size: int) -> np.ndarray:
+    """One clip of class `label`: frames x size x size x 3 uint8 (BGR)."""
+    import cv2
+
+    if label not in LABELS:
+        raise ValueError(f"unknown synthetic label {label!r}")
+    background = _texture(rng, size)
+    distractors = [_distractor(rng, size) for _ in range(rng.integers(1, 4))]
+    shape = _polygon(rng)
+    colour, marker = _contrasting_colour(rng), _contrasting_colour(rng)
+    radius = size * rng.uniform(0.16, 0.26)
+    angle0 = rng.uniform(0, 2 * math.pi)
+    speed = size * rng.uniform(0.02, 0.04)  # pixels per frame
+    spin = math.radians(rng.uniform(4.0, 9.0)) * (1 if label == "rotate_cw" else -1)  # y points down: + is clockwise
+    zoom = math.log(rng.uniform(1.03, 1.06)) * (1 if label == "zoom_in" else -1)
+    noise = rng.uniform(2.0, 8.0)
+    direction = np.asarray(_DIRECTIONS.get(label, (0, 0)), np.float64)
+    direction /= max(1.0, float(np.linalg.norm(direction)))
+    # Start so the default-length path runs through the middle of the frame.
+    centre = size / 2 + rng.uniform(-0.15, 0.15, 2) * size - direction * speed * (frames - 1) / 2
+    if label == "zoom_in":
+        radius = size * rng.uniform(0.07, 0.11)
+    elif label == "zoom_out":
+        radius = size * rng.uniform(0.3, 0.4)
+    out = np.empty((frames, size, size, 3), np.uint8)
+    for t in range(frames):
+        img = background.copy()
+        for d in distractors:
+            jitter = rng.normal(0, 0.5, 2)
+            cv2.fillPoly(img, [_points(d["shape"], d["centre"] + jitter, d["radius"], d["angle"])], d["colour"], cv2.LINE_AA, _SHIFT)
+        c = centre + direction * speed * t
+        r = radius * math.exp(zoom * t) if label.startswith("zoom") else radius
+        r = _wrap_log(r, size * 0.06, size * 0.45)
+        a = angle0 + spin * t if label.startswith("rotate") else angle0
+        for off in _wrap_offsets(c, r, size):
+            cv2.fillPoly(img, [_points(shape, c + off, r, a)], colour, cv2.LINE_AA, _SHIFT)
+            cv2.fillPoly(img, [_points(shape[:3] * 0.45 + [0.35, 0.0], c + off, r, a)], marker, cv2.LINE_AA, _SHIFT)
+        img = img.astype(np.float32) + rng.normal(0, noise, img.shape).astype(np.float32)
+        out[t] = np.clip(img, 0, 255).astype(np.uint8)
+    return out
+
+
+def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Low-frequency colour noise plus faint stripes at a random angle."""
+    import cv2
+
+    cells = int(rng.integers(3, 9))
+    base = rng.uniform(60, 195, (cells, cells, 3)).astype(np.float32)
+    img = cv2.resize(base, (size, size), interpolation=cv2.INTER_CUBIC)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    theta, period = rng.uniform(0, math.pi), rng.uniform(6, 20)
+    stripes = np.sin((xx * math.cos(theta) + yy * math.sin(theta)) * 2 * math.pi / period)
+    img += (rng.uniform(5, 18) * stripes)[..., None]
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _polygon(rng: np.random.Generator) -> np.ndarray:
+    """An irregular polygon around the origin, radius ~1 (irregular so rotation shows)."""
+    n = int(rng.integers(3, 8))
+    angles = (np.arange(n) + rng.uniform(-0.3, 0.3, n)) * 2 * math.pi / n  # spread out: no slivers
+    radii = rng.uniform(0.6, 1.0, n)
+    return np.stack([radii * np.cos(angles), radii * np.sin(angles)], 1)
+
+
+def _distractor(rng: np.random.Generator, size: int) -> dict:
+    return {"shape": _polygon(rng), "centre": rng.uniform(0.1, 0.9, 2) * size,
+            "radius": size * rng.uniform(0.04, 0.09), "angle": rng.uniform(0, 2 * math.pi),
+            "colour": _contrasting_colour(rng)}
+
+
+def _contrasting_colour(rng: np.random.Generator) -> tuple[int, int, int]:
+    c = rng.uniform(0, 255, 3)
+    c[rng.integers(0, 3)] = rng.choice([rng.uniform(0, 40), rng.uniform(215, 255)])
+    return tuple(int(x) for x in c)
+
+
+def _points(shape: np.ndarray, centre: np.ndarray, radius: float, angle: float) -> np.ndarray:
+    """Polygon vertices rotated, scaled and moved, in OpenCV fixed point (sub-pixel motion)."""
+    cos, sin = math.cos(angle), math.sin(angle)
+    rot = np.asarray([[cos, -sin], [sin, cos]])
+    pts = shape @ rot.T * radius + centre
+    return np.round(pts * (1 << _SHIFT)).astype(np.int32)
+
+
+def _wrap_offsets(centre: np.ndarray, radius: float, size: int) -> list[np.ndarray]:
+    """Offsets at which to draw the object so that, on a torus, leaving one side re-enters the other."""
+    base = np.mod(centre, size) - centre
+    offsets = []
+    for dx in (-size, 0, size):
+        for dy in (-size, 0, size):
+            c = centre + base + (dx, dy)
+            if np.all(np.abs(c - size / 2) < size / 2 + radius):
+                offsets.append(base + (dx, dy))
+    return offsets
+
+
+def _wrap_log(r: float, lo: float, hi: float) -> float:
+    """Keep a zooming radius inside [lo, hi] by wrapping in log space (zooms continue forever)."""
+    span = math.log(hi / lo)
+    return lo * math.exp(math.fmod(math.log(r / lo), span) % span)

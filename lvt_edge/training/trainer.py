@@ -1,0 +1,219 @@
+"""Training and fine-tuning an LVT model on clip sets.
+
+AdamW, linear warm-up then cosine decay (per step), label smoothing, motion-safe augmentation.
+The training set is decoded once into memory as uint8 so epochs cost only the model's time.
+Each epoch writes OUT/last.pt (resumable state); the best epoch by validation top-1 is saved
+as the checkpoint OUT/best.{safetensors,json}; OUT/train_log.json holds the history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from lvt_edge.contract import ClipContract
+from lvt_edge.data import decode_clips, open_clipset
+from lvt_edge.errors import LvtEdgeError
+from lvt_edge.io import write_json_atomic
+from lvt_edge.model import LVT, LVTConfig, create_model
+from lvt_edge.model.checkpoint import contract_for, load_checkpoint, load_state_dict_checked, save_checkpoint
+from lvt_edge.training.augment import augment, reverse_time, to_input
+from lvt_edge.training.state import load_state, save_state
+
+
+@dataclass
+class TrainOptions:
+    """What a training run does. `epochs` is the total, also when resuming."""
+
+    model: str = "lvt-tiny"
+    attention: str | None = None  # None: the config's own ("ffla")
+    epochs: int = 10
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    hflip: bool = False
+    seed: int = 0
+    train_size: int | None = None
+    val_size: int | None = None
+    max_bad_fraction: float = 0.05
+    reverse_pairs: tuple[tuple[str, str], ...] = ()  # classes that are each other played backwards
+
+
+@dataclass
+class TrainResult:
+    best: Path  # checkpoint stem (best.safetensors + best.json)
+    best_top1: float
+    last: Path
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train(data: str | os.PathLike, val: str | os.PathLike, out_dir: str | os.PathLike,
+          options: TrainOptions | None = None, *, resume: str | os.PathLike | None = None,
+          finetune: str | os.PathLike | None = None, progress: bool = True) -> TrainResult:
+    """Train on clip set `data`, select by top-1 on clip set `val`, write into `out_dir`."""
+    opts = options or TrainOptions()
+    if resume and finetune:
+        raise LvtEdgeError("use --resume or --finetune, not both (resume continues a run, fine-tune starts one)")
+    out = Path(out_dir)
+    state = load_state(resume) if resume else None
+    train_set = open_clipset(data)
+    if state is not None:
+        model, contract = model_from_state(state)
+        train_set = open_clipset(data, labels=contract.labels)
+    elif finetune:
+        model, contract = model_for_finetune(finetune, train_set.labels)
+    else:
+        model = create_model(opts.model, num_classes=len(train_set.labels),
+                             **({"attention": opts.attention} if opts.attention else {}))
+        contract = contract_for(model.cfg, train_set.labels)
+    val_set = open_clipset(val, labels=contract.labels)
+    train_set = train_set.subset(opts.train_size, opts.seed)
+    val_set = val_set.subset(opts.val_size, opts.seed)
+
+    train_data = decode_clips(train_set, contract, max_bad_fraction=opts.max_bad_fraction, progress=progress)
+    val_data = decode_clips(val_set, contract, max_bad_fraction=opts.max_bad_fraction, progress=progress)
+    x_train, y_train = torch.from_numpy(train_data.frames), torch.from_numpy(train_data.labels)
+    x_val, y_val = torch.from_numpy(val_data.frames), torch.from_numpy(val_data.labels)
+
+    torch.manual_seed(opts.seed)
+    gen = torch.Generator().manual_seed(opts.seed)
+    optimizer = make_optimizer(model, opts)
+    steps_per_epoch = math.ceil(len(x_train) / opts.batch_size)
+    total_steps, warmup_steps = opts.epochs * steps_per_epoch, round(opts.warmup_epochs * steps_per_epoch)
+    start_epoch, step, best_top1, history = 0, 0, -1.0, []
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        gen.set_state(state["rng"])
+        info = state["info"]
+        start_epoch, step, best_top1, history = info["epoch"] + 1, info["step"], info["best_top1"], list(info["history"])
+        if start_epoch >= opts.epochs:
+            raise LvtEdgeError(f"{resume} already ran {start_epoch} epochs; pass --epochs greater than {start_epoch} to continue")
+
+    record = {
+        "model": model.cfg.name, "attention": model.cfg.attention, "options": dataclasses.asdict(opts),
+        "train_hash": train_set.content_hash, "train_clips": len(x_train), "train_skipped": len(train_data.skipped),
+        "val_hash": val_set.content_hash, "val_clips": len(x_val), "val_skipped": len(val_data.skipped),
+        "finetuned_from": str(finetune) if finetune else None,
+    }
+    partner = partner_index(contract.labels, opts.reverse_pairs)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=opts.label_smoothing)
+    for epoch in range(start_epoch, opts.epochs):
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(len(x_train), generator=gen)
+        loss_sum, correct, seen = 0.0, 0, 0
+        bar = _bar(range(steps_per_epoch), f"epoch {epoch + 1}/{opts.epochs}", progress)
+        for i in bar:
+            idx = order[i * opts.batch_size:(i + 1) * opts.batch_size]
+            for g in optimizer.param_groups:
+                g["lr"] = lr_at(step, total_steps, warmup_steps, opts.lr)
+            x, y = reverse_time(x_train[idx], y_train[idx], partner, gen)
+            logits = model(augment(x, contract, gen, hflip=opts.hflip))
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            step += 1
+            loss_sum += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(idx)
+            bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        train_s = time.perf_counter() - t0
+        val_loss, val_top1 = evaluate(model, x_val, y_val, contract)
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_top1": correct / seen,
+               "val_loss": val_loss, "val_top1": val_top1, "train_seconds": round(train_s, 2),
+               "lr": optimizer.param_groups[0]["lr"]}
+        history.append(row)
+        print(f"epoch {epoch + 1}/{opts.epochs}: loss {row['train_loss']:.4f} train top-1 {row['train_top1']:.3f} "
+              f"val loss {val_loss:.4f} val top-1 {val_top1:.4f} ({train_s:.0f} s)", file=sys.stderr)
+        if val_top1 > best_top1:
+            best_top1 = val_top1
+            save_checkpoint(out / "best", model, contract, extra={**record, "epoch": epoch + 1, "val_top1": val_top1})
+        save_state(out / "last.pt", model=model, optimizer=optimizer, gen=gen, info={
+            "config": model.cfg.to_dict(), "contract": contract.to_dict(), "epoch": epoch, "step": step,
+            "best_top1": best_top1, "history": history, "options": dataclasses.asdict(opts)})
+        write_json_atomic(out / "train_log.json", {**record, "best_val_top1": best_top1, "history": history})
+    return TrainResult(out / "best", best_top1, out / "last.pt", history)
+
+
+def lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to zero at `total`."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return base * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def partner_index(labels: tuple[str, ...], pairs) -> torch.Tensor:
+    """Class index -> index of its time-reversed class (-1: none) from (a, b) label pairs."""
+    index = {label: i for i, label in enumerate(labels)}
+    partner = torch.full((len(labels),), -1, dtype=torch.long)
+    for a, b in pairs:
+        missing = [x for x in (a, b) if x not in index]
+        if missing:
+            raise LvtEdgeError(f"--reverse-pairs names labels the clip set lacks: {', '.join(missing)}")
+        partner[index[a]], partner[index[b]] = index[b], index[a]
+    return partner
+
+
+def make_optimizer(model: nn.Module, opts: TrainOptions) -> torch.optim.AdamW:
+    """AdamW; no weight decay on biases, norms and the temporal embedding (1-D or embedding tensors)."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        (no_decay if p.ndim <= 1 or name == "temporal_embed" else decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": opts.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=opts.lr)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, frames: torch.Tensor, labels: torch.Tensor, contract: ClipContract,
+             batch_size: int = 64) -> tuple[float, float]:
+    """(mean cross-entropy, top-1) of `model` on uint8 clips."""
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for i in range(0, len(frames), batch_size):
+        logits = model(to_input(frames[i:i + batch_size], contract))
+        y = labels[i:i + batch_size]
+        loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
+        correct += int((logits.argmax(1) == y).sum())
+    return loss_sum / len(frames), correct / len(frames)
+
+
+def model_from_state(state: dict[str, Any]) -> tuple[LVT, ClipContract]:
+    info = state["info"]
+    model = LVT(LVTConfig.from_dict(info["config"]))
+    load_state_dict_checked(model, state["model"], source="training state")
+    return model, ClipContract.from_dict(info["contract"])
+
+
+def model_for_finetune(checkpoint: str | os.PathLike, labels: tuple[str, ...]) -> tuple[LVT, ClipContract]:
+    """A checkpoint's model with a new classifier (last Linear) when the labels differ."""
+    ckpt = load_checkpoint(checkpoint)
+    model = ckpt.model
+    if tuple(ckpt.contract.labels) != tuple(labels):
+        old = model.head[-1]
+        model.head[-1] = nn.Linear(old.in_features, len(labels))
+        nn.init.trunc_normal_(model.head[-1].weight, std=0.02)
+        nn.init.zeros_(model.head[-1].bias)
+        model.cfg = model.cfg.replace(num_classes=len(labels))
+    return model, ckpt.contract.replace(labels=tuple(labels))
+
+
+def _bar(it, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(it, desc=desc, unit="batch", disable=not enabled, file=sys.stderr, leave=False)
+
+
+__all__ = ["TrainOptions", "TrainResult", "evaluate", "lr_at", "make_optimizer", "train"]
