@@ -1,0 +1,46 @@
+"""Runs nvidia-modelopt's ONNX INT8 quantization in a process of its own.
+
+modelopt's `quantize()` patches onnxruntime's calibrators for the rest of the process, so
+`lvt_edge.build.quantize` starts this module with `python -m` and one JSON job file:
+{"onnx", "output", "calibration" (.npy of preprocessed clips), "input", "method",
+"op_types", "exclude", "batch"}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m lvt_edge.build._modelopt_worker JOB.json", file=sys.stderr)
+        return 2
+    job = json.loads(open(argv[0]).read())
+
+    import numpy as np
+    from modelopt.onnx.quantization import quantize
+
+    clips = np.load(job["calibration"])
+    shape = "x".join(str(d) for d in (min(job["batch"], len(clips)), *clips.shape[1:]))
+    quantize(
+        job["onnx"],
+        quantize_mode="int8",
+        calibration_data={job["input"]: clips},
+        calibration_shapes=f"{job['input']}:{shape}",
+        calibration_method=job["method"],
+        # CPU only; fp32 high precision and DQ-only weights run fastest on ORT CPU and the
+        # default fp16 path needs TensorRT for graphs with custom-domain nodes.
+        calibration_eps=["cpu"],
+        high_precision_dtype="fp32",
+        dq_only=True,
+        op_types_to_quantize=job["op_types"] or None,
+        nodes_to_exclude=job["exclude"] or None,
+        output_path=job["output"],
+        log_level="WARNING",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

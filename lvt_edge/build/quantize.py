@@ -1,0 +1,124 @@
+"""fp32 ONNX -> INT8 ONNX with explicit Q/DQ nodes (nvidia-modelopt post-training quantization).
+
+modelopt runs in a child process (`_modelopt_worker`) because its `quantize()` patches
+onnxruntime for the rest of the process it runs in. The fused FFLA nodes stay float; the
+result is checked for Q/DQ nodes and intact fused nodes before it is moved into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import onnx
+
+from lvt_edge import bundle as B
+from lvt_edge.build.graph import QDQ_OPS, check_exclude, check_fused_intact, input_name, op_counts, set_metadata
+from lvt_edge.errors import LvtEdgeError
+from lvt_edge.io import atomic_path
+
+METHODS = ("entropy", "max")
+# Chosen by measurement on the demo model (benchmarks/results/build.md): quantizing only the
+# GEMMs is fastest on ONNX Runtime CPU; the depthwise Conv and the element-wise ops gain
+# nothing from int8 there and pay for the extra Q/DQ pairs.
+DEFAULT_OP_TYPES = ("MatMul", "Gemm")
+CALIBRATION_BATCH = 8
+
+
+def modelopt_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nvidia-modelopt")
+    except PackageNotFoundError:
+        raise LvtEdgeError(
+            "INT8 needs nvidia-modelopt; install it with `pip install 'lvt-edge[quant]'` "
+            "(not nvidia-modelopt[onnx], which replaces onnxruntime with onnxruntime-gpu)"
+        ) from None
+
+
+def qdq_onnx_from_onnx(
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    clips: np.ndarray,
+    *,
+    method: str = "entropy",
+    op_types: Sequence[str] = DEFAULT_OP_TYPES,
+    exclude: Sequence[str] = (),
+) -> dict[str, Any]:
+    """Quantize the fp32 ONNX `src` to `dst` with calibration `clips` (N x 3 x T x H x W, already
+    preprocessed by the clip contract). Returns what the bundle records about it."""
+    if method not in METHODS:
+        raise LvtEdgeError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
+    if len(clips) == 0:
+        raise LvtEdgeError("no calibration clips; pass a clip set with --calib")
+    exclude = check_exclude(exclude)
+    version = modelopt_version()
+    source = onnx.load(str(src))
+    dst = Path(dst)
+    with tempfile.TemporaryDirectory(prefix=".int8-", dir=dst.parent) as tmp:
+        tmp = Path(tmp)
+        np.save(tmp / "calib.npy", np.ascontiguousarray(clips, np.float32))
+        # modelopt rewrites the file it is given (names, shapes): hand it a copy.
+        shutil.copyfile(src, tmp / "model.onnx")
+        out = tmp / "model.int8.onnx"
+        job = {"onnx": str(tmp / "model.onnx"), "output": str(out), "calibration": str(tmp / "calib.npy"),
+               "input": input_name(source), "method": method, "op_types": list(op_types),
+               "exclude": exclude, "batch": CALIBRATION_BATCH if _dynamic_batch(source) else 1}
+        (tmp / "job.json").write_text(json.dumps(job))
+        _run_worker(tmp / "job.json", tmp / "modelopt.log")
+        if not out.is_file():
+            raise RuntimeError(f"modelopt finished without writing {out}; see its log above")
+        model = onnx.load(str(out))
+    counts = op_counts(model)
+    if not any(counts.get(op) for op in QDQ_OPS):
+        raise LvtEdgeError(
+            f"modelopt inserted no Q/DQ nodes (op types {list(op_types)}, exclude {exclude}); "
+            "the int8 model would be the fp32 model. Quantize more op types or exclude less"
+        )
+    fused = check_fused_intact(source, model, "INT8 quantization")
+    del model.metadata_props[:]
+    model.metadata_props.extend(source.metadata_props)
+    set_metadata(model, {B.META_PRECISION: "int8"})
+    with atomic_path(dst) as tmp_dst:
+        onnx.save(model, str(tmp_dst))
+    return {
+        "quantizer": f"nvidia-modelopt {version}",
+        "mode": "int8 Q/DQ, fp32 high precision, DQ-only weights",
+        "method": method,
+        "op_types": list(op_types),
+        "exclude": exclude,
+        "calibration_clips": int(len(clips)),
+        "qdq_nodes": {op: counts.get(op, 0) for op in QDQ_OPS},
+        "fused_nodes": fused,
+    }
+
+
+def _dynamic_batch(model: onnx.ModelProto) -> bool:
+    name = input_name(model)
+    inp = next(i for i in model.graph.input if i.name == name)
+    return not inp.type.tensor_type.shape.dim[0].HasField("dim_value")
+
+
+def _worker_env() -> dict[str, str]:
+    # The child must import this very lvt_edge (a source checkout need not be installed).
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def _run_worker(job: Path, log: Path) -> None:
+    cmd = [sys.executable, "-m", "lvt_edge.build._modelopt_worker", str(job)]
+    with open(log, "w") as f:
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=_worker_env())
+    if proc.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        raise LvtEdgeError(f"INT8 quantization failed (modelopt exit code {proc.returncode}):\n{tail}")

@@ -1,0 +1,82 @@
+"""`lvt-edge build`: exported ONNX -> fp32 / fp16 / int8 bundle for ONNX Runtime or TensorRT."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from lvt_edge import bundle as B
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    from lvt_edge.build.clips import DEFAULT_CALIB_SIZE, DEFAULT_EVAL_SIZE, MIN_CALIB_CLIPS
+    from lvt_edge.build.targets import TARGET_CHOICES
+    from lvt_edge.commands.common import add_workdir_arg
+
+    add_workdir_arg(p, "; exported first if it holds no model.onnx")
+    p.add_argument("--precision", action="append", default=None, metavar="fp32|fp16|int8|all",
+                   help="precision(s) to build; repeat or comma-separate (default all)")
+    p.add_argument("--calib", metavar="CLIPSET", default=None,
+                   help="clip set to calibrate on (default: generated synthetic motion clips)")
+    p.add_argument("--calib-size", type=int, default=DEFAULT_CALIB_SIZE, metavar="N",
+                   help=f"calibration clips, a class-balanced subset (default {DEFAULT_CALIB_SIZE}; "
+                        f"warns below {MIN_CALIB_CLIPS})")
+    p.add_argument("--method", choices=("entropy", "max"), default="entropy", help="INT8 calibration method")
+    p.add_argument("--exclude", action="append", default=[], metavar="REGEX",
+                   help="keep nodes whose name matches in float (repeatable)")
+    p.add_argument("--op-types", default=None, metavar="OP[,OP...]",
+                   help="op types INT8 quantizes (default: the measured best, MatMul,Gemm)")
+    p.add_argument("--target", choices=TARGET_CHOICES, default="auto",
+                   help="auto = tensorrt where TensorRT imports, else onnxruntime")
+    p.add_argument("--plugin", metavar="LIB", default=None, help="fused-op plugin library (tensorrt target)")
+    p.add_argument("--no-plugin", action="store_true",
+                   help="tensorrt target: build without the plugin (TensorRT runs the op's ONNX function)")
+    p.add_argument("--batch", default="1:1:8", metavar="MIN:OPT:MAX",
+                   help="TensorRT optimisation profile batch range (default 1:1:8)")
+    p.add_argument("--force", action="store_true", help="recalibrate even when the cache holds this calibration")
+    p.add_argument("--eval", dest="eval_clips", metavar="CLIPSET", default=None,
+                   help="held-out clips to verify on (default: synthetic test clips, or the unused part of --calib)")
+    p.add_argument("--eval-size", type=int, default=DEFAULT_EVAL_SIZE, metavar="N",
+                   help=f"held-out clips to verify on (default {DEFAULT_EVAL_SIZE}; 0 skips verification)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from lvt_edge.build import build_bundle
+
+    precisions = [p.strip() for item in (args.precision or ["all"]) for p in item.split(",") if p.strip()]
+    data = build_bundle(
+        args.workdir, precisions, calib=args.calib, calib_size=args.calib_size, method=args.method,
+        exclude=args.exclude, target=args.target, plugin=args.plugin, no_plugin=args.no_plugin,
+        batch=args.batch, force=args.force, eval_clips=args.eval_clips, eval_size=args.eval_size,
+        op_types=args.op_types.split(",") if args.op_types else None,
+    )
+    print(summary_table(data))
+    return 0
+
+
+def summary_table(data: dict[str, Any]) -> str:
+    """precision, held-out top-1, batch-1 latency and size of every built variant."""
+    head = ("precision", "top-1 %", "vs fp32", "latency b1 ms", "speed-up", "size MB", "calibration", "engine")
+    rows = []
+    for p in B.PRECISIONS:
+        v = data["variants"].get(p)
+        if not v:
+            continue
+        h = v.get("heldout") or {}
+        cal = v.get("calibration")
+        rows.append((
+            p,
+            f"{h['top1']:.2f}" if "top1" in h else "-",
+            f"{-h['drop_pt']:+.2f}" if "drop_pt" in h else "",
+            f"{h['latency_ms_b1']:.2f}" if "latency_ms_b1" in h else "-",
+            f"{h['speedup_vs_fp32']:.2f}x" if "speedup_vs_fp32" in h else "-",
+            f"{v['size_bytes'] / 1e6:.2f}" if v.get("size_bytes") else "-",
+            ("reused" if cal["reused"] else "new") if cal else "",
+            (v.get("tensorrt") or {}).get("engine", ""),
+        ))
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
+    clips = next((v["heldout"]["clipset"]["clips"] for v in data["variants"].values() if v.get("heldout")), None)
+    if clips:
+        lines.append(f"top-1 on {clips} held-out clips; latency: ONNX Runtime CPU, batch 1, median of interleaved runs")
+    return "\n".join(lines)
