@@ -6,7 +6,7 @@
 # one run at two threads); set PARALLEL=0 to run them one after another.
 set -euo pipefail
 WORK=${1:-variants}
-EPOCHS=${EPOCHS:-12}
+EPOCHS=${EPOCHS:-20}
 mkdir -p "$WORK"
 [ -d "$WORK/train" ] || lvt-edge clips synth --out "$WORK/train" --split train --num 2640 --seed 0
 [ -d "$WORK/val" ] || lvt-edge clips synth --out "$WORK/val" --split val --num 550 --seed 1
@@ -14,7 +14,8 @@ lvt-edge clips info "$WORK/train"
 lvt-edge clips info "$WORK/val"
 for attention in ffla linear softmax; do
   cmd=(lvt-edge train --model lvt-tiny --attention "$attention" --data "$WORK/train" --val "$WORK/val"
-       --epochs "$EPOCHS" --batch-size 8 --lr 2e-3 --seed 0 --no-progress --out "$WORK/$attention")
+       --epochs "$EPOCHS" --batch-size 8 --lr 2e-3 --seed 0 --reverse-pairs synth --temporal-init-std 1.0
+       --no-progress --out "$WORK/$attention")
   if [ "${PARALLEL:-1}" = 1 ]; then
     OMP_NUM_THREADS=1 /usr/bin/time -f "$attention: %e s wall" "${cmd[@]}" > "$WORK/$attention.log" 2>&1 &
   else

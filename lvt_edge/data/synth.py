@@ -104,7 +104,7 @@ def render_clip(label: str, rng: np.random.Generator, *, frames: int, size: int)
     colour, marker = _contrasting_colour(rng), _contrasting_colour(rng)
     radius = size * rng.uniform(0.16, 0.26)
     angle0 = rng.uniform(0, 2 * math.pi)
-    speed = size * rng.uniform(0.02, 0.04)  # pixels per frame
+    speed = size * rng.uniform(0.06, 0.09)  # pixels per frame: about one token (14 px) per sampled frame
     spin = math.radians(rng.uniform(4.0, 9.0)) * (1 if label == "rotate_cw" else -1)  # y points down: + is clockwise
     zoom = math.log(rng.uniform(1.03, 1.06)) * (1 if label == "zoom_in" else -1)
     noise = rng.uniform(2.0, 8.0)

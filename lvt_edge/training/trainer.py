@@ -48,6 +48,10 @@ class TrainOptions:
     val_size: int | None = None
     max_bad_fraction: float = 0.05
     reverse_pairs: tuple[tuple[str, str], ...] = ()  # classes that are each other played backwards
+    # The model zero-initialises the temporal embedding (as the official code does); from scratch
+    # on small data that leaves the network blind to frame order for many epochs, so training
+    # can start it from N(0, std^2) instead. 0 keeps the zeros.
+    temporal_init_std: float = 0.0
 
 
 @dataclass
@@ -76,6 +80,11 @@ def train(data: str | os.PathLike, val: str | os.PathLike, out_dir: str | os.Pat
     else:
         model = create_model(opts.model, num_classes=len(train_set.labels),
                              **({"attention": opts.attention} if opts.attention else {}))
+        if opts.temporal_init_std > 0:
+            with torch.no_grad():
+                torch.manual_seed(opts.seed)
+                std = opts.temporal_init_std
+                nn.init.trunc_normal_(model.temporal_embed, std=std, a=-2 * std, b=2 * std)
         contract = contract_for(model.cfg, train_set.labels)
     val_set = open_clipset(val, labels=contract.labels)
     train_set = train_set.subset(opts.train_size, opts.seed)

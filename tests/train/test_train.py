@@ -136,3 +136,17 @@ def test_time_reversal_relabels_partner_classes():
         partner_index(("left",), (("left", "up"),))
     with pytest.raises(LvtEdgeError, match="not A:B"):
         parse_pairs("left-right")
+
+
+def test_temporal_init_std_starts_the_embedding_off_zero(sets, tmp_path, monkeypatch):
+    import lvt_edge.training.trainer as trainer
+
+    seen, real = [], trainer.make_optimizer
+    monkeypatch.setattr(trainer, "make_optimizer",  # see the embedding before any step
+                        lambda model, opts: (seen.append(model.temporal_embed.detach().clone()), real(model, opts))[1])
+    train_dir, val_dir = sets
+    for std in (0.0, 1.0):
+        train(train_dir, val_dir, tmp_path / f"std{std}", TrainOptions(epochs=1, temporal_init_std=std, **OPTS),
+              progress=False)
+    assert torch.count_nonzero(seen[0]) == 0  # the model's own zeros
+    assert 0.5 < seen[1].std().item() < 1.5 and seen[1].abs().max() <= 2.0
