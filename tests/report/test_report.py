@@ -40,7 +40,10 @@ def test_report_writes_three_files_and_the_gate_fails_on_a_broken_variant(failin
     assert v["fp32"]["accuracy"]["top1"] == 100.0
     assert v["fp16"]["accuracy"]["top1"] == 0.0 and v["fp16"]["accuracy"]["agreement_top1"] == 0.0
     assert v["int8"]["accuracy"]["agreement_top1"] >= 90.0
-    assert report["gate"] == {"max_drop": 1.0, "passed": False, "failed": ["fp16"]}
+    # int8 is a real (dynamic) quantization: with 22 clips one changed answer is 4.5 points, so
+    # whether it passes depends on the clips; the gate must follow its drop either way
+    int8_fails = v["int8"]["accuracy"]["top1"] < 100.0 - 1.0
+    assert report["gate"] == {"max_drop": 1.0, "passed": False, "failed": ["fp16"] + (["int8"] if int8_fails else [])}
     assert v["fp16"]["recommendation"]["line"] == "do not ship fp16: drops 100.0 pt top-1 > 1.0"
     assert v["fp32"]["latency_ms"]["runs"] == 5 and len(v["fp32"]["latency_ms"]["samples"]) == 5
     assert v["fp32"]["build_time_s"] == 7.5 and v["fp32"]["size_bytes"] > 0
@@ -74,7 +77,9 @@ def test_markdown_and_html_carry_the_verdicts_and_plots(failing):
 
 
 def test_report_passes_the_gate_without_the_broken_variant(tmp_path, bundle, clipset, capsys):
-    rc = main(["report", str(bundle), "--eval", str(clipset), "--precisions", "int8", "--out", str(tmp_path), *FAST])
+    # int8 agrees with fp32 on >= 90 % of the clips (checked above), so it is within 10 points
+    rc = main(["report", str(bundle), "--eval", str(clipset), "--precisions", "int8", "--max-drop", "10",
+               "--out", str(tmp_path), *FAST])
     assert rc == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert [v["precision"] for v in report["variants"]] == ["fp32", "int8"]
