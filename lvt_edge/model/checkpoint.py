@@ -62,6 +62,20 @@ def paths_of(path: str | os.PathLike) -> tuple[Path, Path]:
     return stem.with_name(stem.name + ".safetensors"), stem.with_name(stem.name + ".json")
 
 
+def torch_load_untrusted(path: str | os.PathLike, what: str) -> Any:
+    """torch.load for files we did not write: weights_only=True, so pickled code is refused.
+
+    `what` names the file for the error ("official checkpoint", "training state").
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for unreadable or unsafe files
+        raise LvtEdgeError(
+            f"cannot load {what} {path} safely ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+            "it is read with weights_only=True, so damaged files and files that pickle code are refused"
+        ) from e
+
+
 def save_checkpoint(path: str | os.PathLike, model: LVT, contract: ClipContract, extra: dict[str, Any] | None = None) -> Path:
     """Write weights and metadata atomically; returns the weights path."""
     from safetensors.torch import save_file

@@ -141,20 +141,14 @@ def load_official_checkpoint(
     `model` names the registered config that fixes what the weights cannot (clip length,
     input size, shift_div); `official_border=False` switches to our zero-border shift.
     """
-    from lvt_edge.model.checkpoint import Checkpoint, check_contract, contract_for
+    from lvt_edge.model.checkpoint import Checkpoint, check_contract, contract_for, torch_load_untrusted
     from lvt_edge.model.lvt import LVT
     from lvt_edge.io import sha256_file
 
     path = Path(path)
     if not path.is_file():
         raise LvtEdgeError(f"checkpoint {path} not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for unreadable or unsafe files
-        raise LvtEdgeError(
-            f"cannot load {path} safely ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-            "official checkpoints are read with weights_only=True, so files that pickle code are refused"
-        ) from e
+    obj = torch_load_untrusted(path, "official checkpoint")
     sd = unwrap_state_dict(obj)
     cfg = infer_config(sd, get_config(model), official_border=official_border, **overrides)
     net = LVT(cfg)

@@ -10,6 +10,7 @@ import torch
 
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import atomic_path
+from lvt_edge.model.checkpoint import torch_load_untrusted
 
 STATE_FORMAT = "lvt_edge.train_state"
 STATE_VERSION = 1
@@ -38,10 +39,7 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise LvtEdgeError(f"training state {path} not found; resume from the `last.pt` in a training output folder")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for foreign or damaged files
-        raise LvtEdgeError(f"cannot read training state {path} ({e}); is it an lvt-edge `last.pt`?") from e
+    state = torch_load_untrusted(path, "training state")
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise LvtEdgeError(f"{path} is not an lvt-edge training state; resume from the `last.pt` written by `lvt-edge train`")
     if state.get("format_version", 0) > STATE_VERSION:
