@@ -105,17 +105,19 @@ def render_clip(label: str, rng: np.random.Generator, *, frames: int, size: int)
     radius = size * rng.uniform(0.16, 0.26)
     angle0 = rng.uniform(0, 2 * math.pi)
     speed = size * rng.uniform(0.06, 0.09)  # pixels per frame: about one token (14 px) per sampled frame
-    spin = math.radians(rng.uniform(4.0, 9.0)) * (1 if label == "rotate_cw" else -1)  # y points down: + is clockwise
-    zoom = math.log(rng.uniform(1.03, 1.06)) * (1 if label == "zoom_in" else -1)
+    # Rotation and zoom move the object's rim by about 1-13 px per sampled frame, near one token:
+    # at half these rates their sense was below what the 14-px token grid resolves (cw vs ccw at chance).
+    spin = math.radians(rng.uniform(9.0, 14.0)) * (1 if label == "rotate_cw" else -1)  # y points down: + is clockwise
+    zoom = math.log(rng.uniform(1.07, 1.10)) * (1 if label == "zoom_in" else -1)
     noise = rng.uniform(2.0, 8.0)
     direction = np.asarray(_DIRECTIONS.get(label, (0, 0)), np.float64)
     direction /= max(1.0, float(np.linalg.norm(direction)))
     # Start so the default-length path runs through the middle of the frame.
     centre = size / 2 + rng.uniform(-0.15, 0.15, 2) * size - direction * speed * (frames - 1) / 2
-    if label == "zoom_in":
-        radius = size * rng.uniform(0.07, 0.11)
+    if label == "zoom_in":  # a default-length zoom (x2.8 to x4.2) stays inside _wrap_log's range
+        radius = size * rng.uniform(0.06, 0.09)
     elif label == "zoom_out":
-        radius = size * rng.uniform(0.3, 0.4)
+        radius = size * rng.uniform(0.38, 0.44)
     out = np.empty((frames, size, size, 3), np.uint8)
     for t in range(frames):
         img = background.copy()
@@ -149,11 +151,13 @@ def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def _polygon(rng: np.random.Generator) -> np.ndarray:
-    """An irregular polygon around the origin, radius ~1 (irregular so rotation shows)."""
+    """An irregular, elongated polygon around the origin, radius ~1. Irregular and elongated so
+    rotation shows: the long sides sweep across the token grid instead of sliding along themselves."""
     n = int(rng.integers(3, 8))
     angles = (np.arange(n) + rng.uniform(-0.3, 0.3, n)) * 2 * math.pi / n  # spread out: no slivers
     radii = rng.uniform(0.6, 1.0, n)
-    return np.stack([radii * np.cos(angles), radii * np.sin(angles)], 1)
+    stretch = math.sqrt(rng.uniform(1.5, 2.5))  # aspect ratio 1.5-2.5 at the same area
+    return np.stack([radii * np.cos(angles) * stretch, radii * np.sin(angles) / stretch], 1)
 
 
 def _distractor(rng: np.random.Generator, size: int) -> dict:
