@@ -31,3 +31,20 @@ def test_user_errors_print_one_line_and_exit_1():
     r = run_cli("models", "--num-classes", "0")
     assert r.returncode == 1
     assert "Traceback" not in r.stderr and "error:" in r.stderr
+
+
+def test_bare_finetune_starts_from_the_bundled_demo_model(monkeypatch, tmp_path):
+    import lvt_edge.training as training
+    from lvt_edge.demo import demo_checkpoint
+
+    seen = {}
+
+    def fake_train(data, val, out, opts, **kw):
+        seen.update(kw)
+        return training.TrainResult(tmp_path / "best", 0.5, tmp_path / "last.pt")
+
+    monkeypatch.setattr(training, "train", fake_train)
+    common = ["train", "--data", "d", "--val", "v", "--out", str(tmp_path)]
+    assert main([*common, "--finetune"]) == 0 and seen["finetune"] == demo_checkpoint()
+    assert main([*common, "--finetune", "runs/x/best"]) == 0 and seen["finetune"] == "runs/x/best"
+    assert main(common) == 0 and seen["finetune"] is None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+BUNDLED_DEMO = "<the bundled demo model>"  # what a bare --finetune means
+
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="lvt-tiny", help="model config (see `lvt-edge models`; default lvt-tiny)")
@@ -14,8 +16,10 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=10, help="total epochs, also when resuming (default 10)")
     p.add_argument("--out", required=True, help="output folder: best.safetensors/.json, last.pt, train_log.json")
     p.add_argument("--resume", metavar="STATE", default=None, help="continue from a run's last.pt")
-    p.add_argument("--finetune", metavar="CKPT", default=None,
-                   help="start from this checkpoint; a new classifier is made when the labels differ")
+    p.add_argument("--finetune", metavar="CKPT", nargs="?", const=BUNDLED_DEMO, default=None,
+                   help="start from this checkpoint; a new classifier is made when the labels differ. "
+                        "--finetune alone starts from the bundled demo model, which already tells motion "
+                        "directions apart (training from scratch on small sets often does not)")
     p.add_argument("--batch-size", type=int, default=16, help="clips per step (default 16)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default 1e-3)")
     p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default 0.05)")
@@ -47,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
         reverse_pairs=parse_pairs(args.reverse_pairs),
         temporal_init_std=args.temporal_init_std, train_size=args.train_size, val_size=args.val_size, max_bad_fraction=args.max_bad_fraction,
     )
-    result = train(args.data, args.val, args.out, opts, resume=args.resume, finetune=args.finetune,
+    finetune = args.finetune
+    if finetune == BUNDLED_DEMO:
+        from lvt_edge.demo import demo_checkpoint
+
+        finetune = demo_checkpoint()
+    result = train(args.data, args.val, args.out, opts, resume=args.resume, finetune=finetune,
                    progress=not args.no_progress)
     print(f"best val top-1 {result.best_top1:.4f}: checkpoint {result.best}.safetensors (+ .json); "
           f"resume with --resume {result.last}")
