@@ -6,14 +6,14 @@ retrained for shows up here first. The full check (500 held-out clips) is `lvt-e
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from lvt_edge.data import decode_clips, open_clipset
-from lvt_edge.data.synth import LABELS, generate
+from lvt_edge.data.synth import LABELS, REVERSED_PAIRS, generate
 from lvt_edge.demo import demo_checkpoint
 from lvt_edge.model.checkpoint import load_checkpoint
 from lvt_edge.training import evaluate
+from lvt_edge.training.trainer import partner_index
 
 UNSEEN_SEED = 777  # neither training (train seed 0, val seed 1) nor the build's held-out clips
 
@@ -27,13 +27,6 @@ def test_demo_model_recognises_unseen_motion(tmp_path):
     _, top1 = evaluate(ckpt.model, frames, labels, ckpt.contract)
     assert top1 >= 0.9, f"demo model top-1 on 220 unseen clips is {top1:.3f}"
     # Order matters: every clip played backwards is read as its time-reversed class, not its own.
-    reversed_ok = evaluate(ckpt.model, frames.flip(1), torch.from_numpy(_reversed(data.labels)), ckpt.contract)[1]
+    partner = partner_index(LABELS, REVERSED_PAIRS)
+    reversed_ok = evaluate(ckpt.model, frames.flip(1), partner[labels], ckpt.contract)[1]
     assert reversed_ok >= 0.85, f"demo model top-1 on the same clips played backwards is {reversed_ok:.3f}"
-
-
-def _reversed(labels: np.ndarray) -> np.ndarray:
-    from lvt_edge.data.synth import REVERSED_PAIRS
-
-    partner = {LABELS.index(a): LABELS.index(b) for a, b in REVERSED_PAIRS}
-    partner.update({b: a for a, b in partner.items()})
-    return np.asarray([partner[int(y)] for y in labels], dtype=labels.dtype)
