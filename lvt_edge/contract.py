@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -37,6 +38,10 @@ class ClipContract:
     mean/std: per-channel normalisation of pixels scaled to [0, 1].
     channel_order: channel order of the tensor ("RGB").
     labels:   class names, index = class id.
+    frame_interval: seconds between two consecutive model frames, as the model was trained
+              (a window spans frames x frame_interval). Live streams sample frames by capture
+              time with it, so a window covers the same time whatever the camera's rate.
+              None: unknown (older artifacts); live use then asks for it.
     """
 
     frames: int = 8
@@ -48,6 +53,7 @@ class ClipContract:
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     channel_order: str = "RGB"
     labels: tuple[str, ...] = field(default_factory=tuple)
+    frame_interval: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
@@ -66,6 +72,15 @@ class ClipContract:
             problems.append("mean and std need 3 values each, std > 0")
         if self.channel_order not in ("RGB", "BGR"):
             problems.append(f"channel_order must be RGB or BGR (got {self.channel_order!r})")
+        if self.frame_interval is not None:
+            try:
+                interval = math.nan if isinstance(self.frame_interval, bool) else float(self.frame_interval)
+            except (TypeError, ValueError):
+                interval = math.nan
+            if not (math.isfinite(interval) and interval > 0):
+                problems.append(f"frame_interval must be a positive number of seconds (got {self.frame_interval!r})")
+            else:
+                object.__setattr__(self, "frame_interval", interval)
         if len(set(self.labels)) != len(self.labels):
             problems.append("labels must be unique")
         if problems:
@@ -101,6 +116,11 @@ class ClipContract:
     @property
     def num_classes(self) -> int:
         return len(self.labels)
+
+    @property
+    def window_seconds(self) -> float | None:
+        """Time one model input spans (frames x frame_interval), or None when unknown."""
+        return None if self.frame_interval is None else self.frames * self.frame_interval
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:

@@ -33,6 +33,9 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temporal-init-std", type=float, default=0.0, metavar="STD",
                    help="start the temporal embedding from N(0, STD^2) instead of zeros (from-scratch "
                         "training on small sets learns frame order much sooner; the demo model uses 1.0)")
+    p.add_argument("--frame-interval", type=float, default=None, metavar="SECONDS",
+                   help="seconds between the model's frames, recorded for live streams (default: measured "
+                        "from the training videos' frame rates, else the fine-tuned checkpoint's)")
     p.add_argument("--train-size", type=int, default=None, help="class-balanced subset of the training set")
     p.add_argument("--val-size", type=int, default=None, help="class-balanced subset of the validation set")
     p.add_argument("--max-bad-fraction", type=float, default=0.05,
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
         label_smoothing=args.label_smoothing, hflip=args.hflip, seed=args.seed,
         reverse_pairs=parse_pairs(args.reverse_pairs),
-        temporal_init_std=args.temporal_init_std, train_size=args.train_size, val_size=args.val_size, max_bad_fraction=args.max_bad_fraction,
+        temporal_init_std=args.temporal_init_std, frame_interval=args.frame_interval, train_size=args.train_size, val_size=args.val_size, max_bad_fraction=args.max_bad_fraction,
     )
     finetune = args.finetune
     if finetune == BUNDLED_DEMO:

@@ -81,3 +81,28 @@ def _frames_from_video(clip: Clip, contract: ClipContract) -> np.ndarray:
     if end is not None and n < end:
         raise BadClip(f"video has {n} frames, the manifest asks for frames up to {end}")
     return np.stack([kept[i] for i in clip_window(contract, len(kept))])
+
+
+def measure_frame_interval(clips, contract: ClipContract, max_clips: int = 16) -> float | None:
+    """Seconds between the model frames the contract takes from these video clips (the median
+    over up to `max_clips` of them), from the containers' frame rates; None when no clip tells
+    (frame folders, or videos without a frame rate)."""
+    import cv2
+
+    found = []
+    for clip in [c for c in clips if not c.is_frames][:max_clips]:
+        cap = cv2.VideoCapture(str(clip.path))
+        try:
+            fps = float(cap.get(cv2.CAP_PROP_FPS) or 0) if cap.isOpened() else 0.0
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+        finally:
+            cap.release()
+        if not (0 < fps < 1000):
+            continue
+        if contract.sampling == "dense":
+            found.append(contract.stride / fps)
+            continue
+        frames = (min(count, clip.end) if clip.end is not None else count) - (clip.start or 0)
+        if frames >= contract.frames:
+            found.append(frames / fps / contract.frames)
+    return float(np.median(found)) if found else None

@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from lvt_edge.contract import ClipContract
-from lvt_edge.data import decode_clips, open_clipset
+from lvt_edge.data import decode_clips, measure_frame_interval, open_clipset
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import write_json_atomic
 from lvt_edge.model import LVT, LVTConfig, create_model
@@ -52,6 +52,9 @@ class TrainOptions:
     # on small data that leaves the network blind to frame order for many epochs, so training
     # can start it from N(0, std^2) instead. 0 keeps the zeros.
     temporal_init_std: float = 0.0
+    # Seconds between the model's frames (recorded in the clip contract; live streams sample by
+    # it). None: measured from the training videos' frame rates, else kept from the checkpoint.
+    frame_interval: float | None = None
 
 
 @dataclass
@@ -86,6 +89,8 @@ def train(data: str | os.PathLike, val: str | os.PathLike, out_dir: str | os.Pat
                 std = opts.temporal_init_std
                 nn.init.trunc_normal_(model.temporal_embed, std=std, a=-2 * std, b=2 * std)
         contract = contract_for(model.cfg, train_set.labels)
+    if state is None:
+        contract = contract.replace(frame_interval=training_frame_interval(train_set, contract, opts.frame_interval))
     val_set = open_clipset(val, labels=contract.labels)
     train_set = train_set.subset(opts.train_size, opts.seed)
     val_set = val_set.subset(opts.val_size, opts.seed)
@@ -197,6 +202,22 @@ def evaluate(model: nn.Module, frames: torch.Tensor, labels: torch.Tensor, contr
         loss_sum += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
         correct += int((logits.argmax(1) == y).sum())
     return loss_sum / len(frames), correct / len(frames)
+
+
+def training_frame_interval(train_set, contract: ClipContract, given: float | None) -> float:
+    """The contract's frame interval for a new run: given, measured from the clips, or inherited."""
+    if given is not None:
+        return given
+    measured = measure_frame_interval(train_set.clips, contract)
+    if measured is not None:
+        return measured
+    if contract.frame_interval is not None:
+        return contract.frame_interval
+    raise LvtEdgeError(
+        f"cannot tell how far apart in time the model's frames are: the clips in {train_set.root} carry no "
+        "frame rate (frame folders?). Pass --frame-interval SECONDS (e.g. 0.133 when 8 frames cover "
+        "about 1 s); live streams sample frames by it"
+    )
 
 
 def model_from_state(state: dict[str, Any]) -> tuple[LVT, ClipContract]:

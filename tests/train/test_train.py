@@ -48,6 +48,8 @@ def test_loss_falls_and_best_checkpoint_reloads_to_the_same_outputs(sets, tmp_pa
 
     ckpt = load_checkpoint(result.best)
     assert ckpt.contract.labels == ("blue", "green", "red") and ckpt.config.num_classes == 3
+    # 6-frame clips at 15 FPS sampled to lvt-test's 4 frames: 0.1 s apart, read off the videos
+    assert ckpt.contract.frame_interval == pytest.approx(6 / 15 / 4)
     assert ckpt.extra["train_hash"] == open_clipset(train_dir).content_hash
     best_row = next(r for r in result.history if r["epoch"] == ckpt.extra["epoch"])
     val = decode_clips(open_clipset(val_dir, labels=ckpt.contract.labels), ckpt.contract, progress=False)
@@ -150,3 +152,18 @@ def test_temporal_init_std_starts_the_embedding_off_zero(sets, tmp_path, monkeyp
               progress=False)
     assert torch.count_nonzero(seen[0]) == 0  # the model's own zeros
     assert 0.5 < seen[1].std().item() < 1.5 and seen[1].abs().max() <= 2.0
+
+
+def test_frame_interval_is_asked_for_when_the_clips_do_not_tell(tmp_path):
+    import cv2
+
+    for label in ("a", "b"):
+        folder = tmp_path / "frames" / label / "clip0"
+        folder.mkdir(parents=True)
+        for i in range(6):
+            cv2.imwrite(str(folder / f"{i:03d}.png"), np.full((32, 32, 3), 40 * i, np.uint8))
+    with pytest.raises(LvtEdgeError, match="--frame-interval"):
+        train(tmp_path / "frames", tmp_path / "frames", tmp_path / "run", TrainOptions(epochs=1, **OPTS), progress=False)
+    result = train(tmp_path / "frames", tmp_path / "frames", tmp_path / "run",
+                   TrainOptions(epochs=1, frame_interval=0.25, **OPTS), progress=False)
+    assert load_checkpoint(result.best).contract.frame_interval == 0.25
