@@ -94,46 +94,68 @@ def write_video(path: Path, frames: np.ndarray) -> None:
 
 def render_clip(label: str, rng: np.random.Generator, *, frames: int, size: int) -> np.ndarray:
     """One clip of class `label`: frames x size x size x 3 uint8 (BGR)."""
-    import cv2
-
-    if label not in LABELS:
-        raise ValueError(f"unknown synthetic label {label!r}")
-    background = _texture(rng, size)
-    distractors = [_distractor(rng, size) for _ in range(rng.integers(1, 4))]
-    shape = _polygon(rng)
-    colour, marker = _contrasting_colour(rng), _contrasting_colour(rng)
-    radius = size * rng.uniform(0.16, 0.26)
-    angle0 = rng.uniform(0, 2 * math.pi)
-    speed = size * rng.uniform(0.06, 0.09)  # pixels per frame: about one token (14 px) per sampled frame
-    # Rotation and zoom move the object's rim by about 1-13 px per sampled frame, near one token:
-    # at half these rates their sense was below what the 14-px token grid resolves (cw vs ccw at chance).
-    spin = math.radians(rng.uniform(9.0, 14.0)) * (1 if label == "rotate_cw" else -1)  # y points down: + is clockwise
-    zoom = math.log(rng.uniform(1.07, 1.10)) * (1 if label == "zoom_in" else -1)
-    noise = rng.uniform(2.0, 8.0)
-    direction = np.asarray(_DIRECTIONS.get(label, (0, 0)), np.float64)
-    direction /= max(1.0, float(np.linalg.norm(direction)))
-    # Start so the default-length path runs through the middle of the frame.
-    centre = size / 2 + rng.uniform(-0.15, 0.15, 2) * size - direction * speed * (frames - 1) / 2
-    if label == "zoom_in":  # a default-length zoom (x2.8 to x4.2) stays inside _wrap_log's range
-        radius = size * rng.uniform(0.06, 0.09)
-    elif label == "zoom_out":
-        radius = size * rng.uniform(0.38, 0.44)
+    scene = MotionScene(label, rng, size=size, frames=frames)
     out = np.empty((frames, size, size, 3), np.uint8)
     for t in range(frames):
-        img = background.copy()
-        for d in distractors:
+        out[t] = scene.render(t, rng)
+    return out
+
+
+class MotionScene:
+    """One object moving as `label` says over a textured background, drawn at any time.
+
+    `render(t)` takes t in frames of the clips' own rate (FPS; fractional times are fine), so a
+    live source at another frame rate shows the same motion per second as the training clips.
+    `frames` only centres the object's path on a clip of that length."""
+
+    def __init__(self, label: str, rng: np.random.Generator, *, size: int, frames: int = DEFAULT_FRAMES) -> None:
+        import cv2  # noqa: F401  (fail here, not in the middle of a stream)
+
+        if label not in LABELS:
+            raise ValueError(f"unknown synthetic label {label!r}")
+        self.label, self.size = label, size
+        self.background = _texture(rng, size)
+        self.distractors = [_distractor(rng, size) for _ in range(rng.integers(1, 4))]
+        self.shape = _polygon(rng)
+        self.colour, self.marker = _contrasting_colour(rng), _contrasting_colour(rng)
+        self.radius = size * rng.uniform(0.16, 0.26)
+        self.angle0 = rng.uniform(0, 2 * math.pi)
+        self.speed = size * rng.uniform(0.06, 0.09)  # pixels per frame: about one token (14 px) per sampled frame
+        # Rotation and zoom move the object's rim by about 1-13 px per sampled frame, near one token:
+        # at half these rates their sense was below what the 14-px token grid resolves (cw vs ccw at chance).
+        self.spin = math.radians(rng.uniform(9.0, 14.0)) * (1 if label == "rotate_cw" else -1)  # y points down: + is clockwise
+        self.zoom = math.log(rng.uniform(1.07, 1.10)) * (1 if label == "zoom_in" else -1)
+        self.noise = rng.uniform(2.0, 8.0)
+        direction = np.asarray(_DIRECTIONS.get(label, (0, 0)), np.float64)
+        self.direction = direction / max(1.0, float(np.linalg.norm(direction)))
+        # Start so the default-length path runs through the middle of the frame.
+        self.centre = size / 2 + rng.uniform(-0.15, 0.15, 2) * size - self.direction * self.speed * (frames - 1) / 2
+        if label == "zoom_in":  # a default-length zoom (x2.8 to x4.2) stays inside _wrap_log's range
+            self.radius = size * rng.uniform(0.06, 0.09)
+        elif label == "zoom_out":
+            self.radius = size * rng.uniform(0.38, 0.44)
+
+    def render(self, t: float, rng: np.random.Generator) -> np.ndarray:
+        """The frame at time t (in clip frames): size x size x 3 uint8 BGR, with fresh jitter and noise.
+
+        A zoom cannot go on forever: its radius wraps around once it leaves [6 %, 45 %] of the
+        frame (every ~1.6 s), which a training clip never reaches but a long stream does."""
+        import cv2
+
+        size, label = self.size, self.label
+        img = self.background.copy()
+        for d in self.distractors:
             jitter = rng.normal(0, 0.5, 2)
             cv2.fillPoly(img, [_points(d["shape"], d["centre"] + jitter, d["radius"], d["angle"])], d["colour"], cv2.LINE_AA, _SHIFT)
-        c = centre + direction * speed * t
-        r = radius * math.exp(zoom * t) if label.startswith("zoom") else radius
+        c = self.centre + self.direction * self.speed * t
+        r = self.radius * math.exp(self.zoom * t) if label.startswith("zoom") else self.radius
         r = _wrap_log(r, size * 0.06, size * 0.45)
-        a = angle0 + spin * t if label.startswith("rotate") else angle0
+        a = self.angle0 + self.spin * t if label.startswith("rotate") else self.angle0
         for off in _wrap_offsets(c, r, size):
-            cv2.fillPoly(img, [_points(shape, c + off, r, a)], colour, cv2.LINE_AA, _SHIFT)
-            cv2.fillPoly(img, [_points(shape[:3] * 0.45 + [0.35, 0.0], c + off, r, a)], marker, cv2.LINE_AA, _SHIFT)
-        img = img.astype(np.float32) + rng.normal(0, noise, img.shape).astype(np.float32)
-        out[t] = np.clip(img, 0, 255).astype(np.uint8)
-    return out
+            cv2.fillPoly(img, [_points(self.shape, c + off, r, a)], self.colour, cv2.LINE_AA, _SHIFT)
+            cv2.fillPoly(img, [_points(self.shape[:3] * 0.45 + [0.35, 0.0], c + off, r, a)], self.marker, cv2.LINE_AA, _SHIFT)
+        img = img.astype(np.float32) + rng.normal(0, self.noise, img.shape).astype(np.float32)
+        return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def _texture(rng: np.random.Generator, size: int) -> np.ndarray:
