@@ -35,3 +35,12 @@ def add_backend_args(p: argparse.ArgumentParser) -> None:
 
 def backend_options(args: argparse.Namespace) -> dict:
     return {"threads": args.threads, "device": args.device, "plugin": args.plugin, "checkpoint": args.checkpoint}
+
+
+def add_bundle_args(p: argparse.ArgumentParser) -> None:
+    """The bundle variant a verb runs, the backend and the model's frame spacing (live, predict)."""
+    p.add_argument("--bundle", default=DEFAULT_WORKDIR, metavar="DIR", help=f"bundle folder (default {DEFAULT_WORKDIR})")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bundle variant to run (default fp32)")
+    add_backend_args(p)
+    p.add_argument("--frame-interval", type=float, default=None, metavar="SECONDS",
+                   help="seconds between the model's frames (default: the bundle's clip contract)")
