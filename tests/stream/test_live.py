@@ -10,7 +10,7 @@ import pytest
 from lvt_edge.contract import ClipContract
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.runtime.base import Classifier
-from lvt_edge.stream import LiveStream, SourceOptions, StreamSettings, open_source
+from lvt_edge.stream import LiveStream, Source, SourceOptions, StreamSettings, open_source
 
 CONTRACT = ClipContract(frames=4, size=32, resize=32, labels=("a", "b"), frame_interval=0.1)
 
@@ -82,3 +82,45 @@ def test_bad_settings_are_refused():
     for kw in ({"stride": 0.0}, {"stride": float("nan")}, {"topk": 0}, {"stall_timeout": -1.0}):
         with pytest.raises(LvtEdgeError):
             LiveStream(Slow(0.0), settings=StreamSettings(**kw))
+
+
+class Flaky(Source):
+    """A live source that delivers frames, goes silent, refuses twice to reopen, then comes back."""
+
+    kind, live = "camera", True
+
+    def __init__(self) -> None:
+        super().__init__("flaky", SourceOptions())
+        self.opens = self.reads = 0
+
+    def open(self) -> None:
+        self.opens += 1
+        if self.opens in (2, 3):
+            raise LvtEdgeError("camera unplugged")
+
+    def read(self):
+        self.reads += 1
+        time.sleep(0.01)
+        if self.reads == 40:
+            return None  # the stream breaks
+        if self.reads > 120:
+            self.ended = True
+            return None
+        return self._frame(np.zeros((24, 24, 3), np.uint8), time.monotonic())
+
+
+def test_a_lost_source_is_reopened_with_back_off_and_no_thread_is_left_behind():
+    import threading
+
+    before = threading.active_count()
+    source = Flaky()
+    with LiveStream(Slow(delay=0.0), source, StreamSettings(backoff_max=0.5)) as stream:
+        messages = drain(stream, 10)
+    statuses = [m["status"] for m in messages if m["type"] == "status"]
+    assert statuses == ["opened", "stalled", "reconnecting", "reconnecting", "reconnected"]
+    waits = [m["retry_in_s"] for m in messages if m.get("status") == "reconnecting"]
+    assert waits == [0.5, 0.5]  # doubled, capped by backoff_max
+    s = stream.stats()
+    assert (s["reconnects"], s["stalls"], s["frames"]) == (1, 1, 119)
+    assert s["windows"] > 0 and source.opens == 4
+    assert threading.active_count() == before

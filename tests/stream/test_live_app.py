@@ -152,7 +152,8 @@ def test_app_reconnects_after_the_stream_dies(demo_bundle, tmp_path):
     assert "status: stalled" in err and "Traceback" not in err
 
 
-def test_sigterm_stops_cleanly_and_keeps_the_video(demo_bundle, tmp_path):
+@pytest.mark.parametrize("sig,name", [(signal.SIGTERM, "SIGTERM"), (signal.SIGINT, "Ctrl-C")])
+def test_a_signal_stops_cleanly_and_keeps_the_video(demo_bundle, tmp_path, sig, name):
     jsonl, saved = tmp_path / "live.jsonl", tmp_path / "out.mp4"
     proc = app("--bundle", str(demo_bundle), "--source", "synth:", "--loop", "--headless", "--jsonl", str(jsonl),
                "--save", str(saved))
@@ -160,10 +161,10 @@ def test_sigterm_stops_cleanly_and_keeps_the_video(demo_bundle, tmp_path):
     while time.time() < deadline and not (jsonl.exists() and '"classification"' in jsonl.read_text()):
         time.sleep(0.2)
     time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
-    assert "stopped by SIGTERM" in err
+    assert f"stopped by {name}" in err
     lines = read_jsonl(jsonl)  # every line parses
     assert lines[-1]["type"] == "stats" and lines[-1]["final"]
     assert decoded_frames(saved) > 10
