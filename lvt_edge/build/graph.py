@@ -66,6 +66,36 @@ def fused_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     return [n for n in model.graph.node if n.domain == domain and n.op_type == op_type]
 
 
+def fused_function(model: onnx.ModelProto) -> onnx.FunctionProto | None:
+    """The model-local function ONNX Runtime runs for the fused nodes, if the model has one."""
+    domain, op_type = fused_op()
+    return next((f for f in model.functions if f.domain == domain and f.name == op_type), None)
+
+
+def function_takes_fp16_io(model: onnx.ModelProto) -> bool:
+    """Whether the fused nodes' function accepts float16 q, k, v (and then gives float16 out).
+
+    The body lvt_edge exports casts q, k, v to float32 first and CastLikes its output to q's
+    type (`lvt_edge/export/ffla_function.py`); a body exported before that computes in its
+    inputs' type and must keep float32 I/O.
+    """
+    fn = fused_function(model)
+    if fn is None or len(fn.input) < 3 or not fn.output:
+        return False
+    for name in fn.input[:3]:
+        # every use is a Cast to float32, except as the type of the final CastLike
+        users = [n for n in fn.node if name in n.input and not (n.op_type == "CastLike" and n.input[0] != name)]
+        if not users or any(n.op_type != "Cast" or cast_to(n) != onnx.TensorProto.FLOAT for n in users):
+            return False
+    last = next((n for n in fn.node if fn.output[0] in n.output), None)
+    return last is not None and last.op_type == "CastLike" and list(last.input)[1:] == [fn.input[0]]
+
+
+def cast_to(node: onnx.NodeProto) -> int | None:
+    """The `to` element type of a Cast node."""
+    return next((a.i for a in node.attribute if a.name == "to"), None)
+
+
 def op_counts(model: onnx.ModelProto) -> dict[str, int]:
     return dict(Counter(n.op_type for n in model.graph.node))
 

@@ -8,6 +8,10 @@ constants made from attributes: ONNX Runtime folds them when it loads the model,
 node runs only its own branch. Numeric attributes (heads, head_dim, grid, shift_div, eps)
 enter through Constant nodes that reference the attribute.
 
+q, k, v and the output are float32, or float16 in the fp16 build (the gate inputs are always
+float32): the body casts q, k, v to float32 first and its result back to q's type, so it
+accumulates in float32 either way; on float32 I/O ONNX Runtime removes those identity casts.
+
 Layout work is kept small because Transpose dominates CPU time (FACTS.md):
 - the 8-neighbour spatial shift is one Gather per frame over the flattened S x C values, with
   an index computed from attributes only (ONNX Runtime folds it to a constant); the temporal
@@ -21,8 +25,10 @@ Layout work is kept small because Transpose dominates CPU time (FACTS.md):
 
 from __future__ import annotations
 
+from typing import TypeVar, Union
+
 import onnxscript
-from onnxscript import FLOAT
+from onnxscript import FLOAT, FLOAT16
 from onnxscript import opset20 as op
 from onnxscript.values import Opset
 
@@ -30,13 +36,22 @@ from lvt_edge.export.node import DOMAIN, OP_TYPE
 
 lvt_edge_opset = Opset(DOMAIN, 1)
 
+# q, k, v and the output: all float32 (fp32 and int8 variants) or all float16 (the fp16 variant,
+# so that a strongly typed TensorRT network reaches the plugin's fp16 kernel). The gate inputs
+# are always float32.
+QKV = TypeVar("QKV", bound=Union[FLOAT, FLOAT16])
+
 
 @onnxscript.script(lvt_edge_opset, default_opset=op)
 def FFLinearAttention(  # noqa: N802 (the ONNX op type)
-    q: FLOAT, k: FLOAT, v: FLOAT, gate_weight: FLOAT, gate_bias: FLOAT,
+    q_in: QKV, k_in: QKV, v_in: QKV, gate_weight: FLOAT, gate_bias: FLOAT,
     heads: int, head_dim: int, axis: int, grid: int, shift: int, shift_div: int,
     gate_mode: int, official_border: int, eps: float,
-) -> FLOAT:
+) -> QKV:
+    # float32 arithmetic whatever the I/O type: the sums over frames/tokens accumulate in float32
+    q = op.Cast(q_in, to=1)
+    k = op.Cast(k_in, to=1)
+    v = op.Cast(v_in, to=1)
     # int64 scalars from the attributes
     h = op.Constant(value_int=heads)
     d = op.Constant(value_int=head_dim)
@@ -133,7 +148,7 @@ def FFLinearAttention(  # noqa: N802 (the ONNX op type)
     else:  # sequences are the S tokens of each frame: B x T x h x S x d
         kv = op.MatMul(op.Transpose(k5, perm=[0, 1, 3, 4, 2]), op.Transpose(v5, perm=[0, 1, 3, 2, 4]))
         num = op.Transpose(op.MatMul(op.Transpose(q5, perm=[0, 1, 3, 2, 4]), kv), perm=[0, 1, 3, 2, 4])
-    out = op.Reshape(num / (den + op.Constant(value_float=eps)), op.Shape(q))
+    out = op.CastLike(op.Reshape(num / (den + op.Constant(value_float=eps)), op.Shape(q)), q_in)
     return out
 
 

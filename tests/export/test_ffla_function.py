@@ -18,14 +18,16 @@ from lvt_edge.export.node import DOMAIN, OP_TYPE, node_attributes  # noqa: E402
 from lvt_edge.model.ffla import ffla  # noqa: E402
 
 TOL = 1e-5
+FP16_REL_TOL = 1e-3  # fp16 I/O: max |out - ref| / max |ref|, ref on the same fp16-rounded inputs
 
 
-def one_node_model(attrs, n_gates, t, s, c, d):
+def one_node_model(attrs, n_gates, t, s, c, d, io=TensorProto.FLOAT):
+    """The node alone; `io` is the element type of q, k, v and out (the gate inputs stay float32)."""
     node = helper.make_node(OP_TYPE, ["q", "k", "v", "w", "b"], ["out"], domain=DOMAIN, **attrs)
-    ins = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["B", t, s, c]) for n in "qkv"]
+    ins = [helper.make_tensor_value_info(n, io, ["B", t, s, c]) for n in "qkv"]
     ins += [helper.make_tensor_value_info("w", TensorProto.FLOAT, [n_gates, d, 3 * d]),
             helper.make_tensor_value_info("b", TensorProto.FLOAT, [n_gates, d])]
-    out = helper.make_tensor_value_info("out", TensorProto.FLOAT, ["B", t, s, c])
+    out = helper.make_tensor_value_info("out", io, ["B", t, s, c])
     graph = helper.make_graph([node], "ffla", ins, [out])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20), helper.make_opsetid(DOMAIN, 1)],
                               functions=[ffla_function_proto()])
@@ -57,6 +59,44 @@ def test_function_body_equals_reference(axis, gate, shift, border, div, heads, g
     sess = ort.InferenceSession(one_node_model(attrs, max(n, 1), t, s, c, d).SerializeToString())
     out = sess.run(None, {"q": q.numpy(), "k": k.numpy(), "v": v.numpy(), "w": w.numpy(), "b": bias.numpy()})[0]
     assert np.abs(out - ref).max() < TOL
+
+
+@pytest.mark.parametrize("heads,grid,t,c", [(2, 4, 4, 32), (4, 3, 3, 64)], ids=["h2g4", "h4g3"])
+@pytest.mark.parametrize("axis,gate,shift,border,div", list(_cases()))
+def test_function_body_takes_fp16_io(axis, gate, shift, border, div, heads, grid, t, c):
+    """fp16 q, k, v and out with fp32 gate inputs (the fp16 build's node): the body computes in
+    fp32, so the only error is the output's rounding to fp16."""
+    gen = torch.Generator().manual_seed(0)
+    d, s, b = c // heads, grid * grid, 2
+    q, k, v = (torch.randn(b, t, s, c, generator=gen).half() for _ in range(3))
+    n = {"none": 0, "shared": 1, "separate": 2}[gate]
+    w = torch.randn(max(n, 1), d, 3 * d, generator=gen) * 0.3
+    bias = torch.randn(max(n, 1), d, generator=gen) * 0.3
+    kw = dict(heads=heads, axis=axis, grid=grid, shift=shift, shift_div=div, gate=gate, official_border=border, eps=1e-6)
+    ref = ffla(q.float(), k.float(), v.float(), w if n else None, bias if n else None, **kw).numpy()
+
+    model = one_node_model(node_attributes(head_dim=d, **kw), max(n, 1), t, s, c, d, io=TensorProto.FLOAT16)
+    sess = ort.InferenceSession(model.SerializeToString())
+    out = sess.run(None, {"q": q.numpy(), "k": k.numpy(), "v": v.numpy(), "w": w.numpy(), "b": bias.numpy()})[0]
+    assert out.dtype == np.float16
+    assert np.abs(out.astype(np.float32) - ref).max() / np.abs(ref).max() < FP16_REL_TOL
+
+
+def test_fp32_io_costs_no_cast(tmp_path):
+    """On fp32 q, k, v the body's Casts and final CastLike are identities ONNX Runtime removes at
+    load time (basic optimisations); on fp16 the three up-casts and the down-cast remain."""
+    kw = dict(heads=2, axis="temporal", grid=4, shift=True, shift_div=4, gate="shared", official_border=False, eps=1e-6)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    for io, left in ((TensorProto.FLOAT, 0), (TensorProto.FLOAT16, 4)):
+        model = one_node_model(node_attributes(head_dim=16, **kw), 1, 4, 16, 32, 16, io=io)
+        # a consumer, as in the real graph (ONNX Runtime keeps a Cast that writes a graph output)
+        model.graph.node[0].output[0] = "att"
+        model.graph.node.append(helper.make_node("Relu", ["att"], ["out"]))
+        so.optimized_model_filepath = str(tmp_path / f"opt{io}.onnx")
+        ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        ops = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node]
+        assert ops.count("Cast") + ops.count("CastLike") == left, (io, ops)
 
 
 def test_cases_are_distinguishable():
