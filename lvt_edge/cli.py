@@ -19,6 +19,7 @@ COMMANDS = {
     "build": ("lvt_edge.commands.build", "exported ONNX -> fp32/fp16/int8 bundle for ONNX Runtime or TensorRT"),
     "report": ("lvt_edge.commands.report", "accuracy-vs-latency report of a bundle's precisions"),
     "bench": ("lvt_edge.commands.bench", "latency and throughput of a bundle's precisions"),
+    "plugin": ("lvt_edge.commands.plugin", "build and locate the TensorRT plugin library for the fused op"),
     "predict": ("lvt_edge.commands.predict", "classify whole videos, frame folders or a URL with a bundle"),
     "live": ("lvt_edge.commands.live", "live classification of a camera, stream, file or synthetic source"),
 }

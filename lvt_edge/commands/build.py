@@ -28,7 +28,9 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="op types INT8 quantizes (default: the measured best, MatMul,Gemm)")
     p.add_argument("--target", choices=TARGET_CHOICES, default="auto",
                    help="auto = tensorrt where TensorRT imports, else onnxruntime")
-    p.add_argument("--plugin", metavar="LIB", default=None, help="fused-op plugin library (tensorrt target)")
+    p.add_argument("--plugin", metavar="LIB", default=None,
+                   help="fused-op plugin library (tensorrt target; default: the one `lvt-edge plugin build` made "
+                        "for this TensorRT, see `lvt-edge plugin locate`)")
     p.add_argument("--no-plugin", action="store_true",
                    help="tensorrt target: build without the plugin (TensorRT runs the op's ONNX function)")
     p.add_argument("--batch", default="1:1:8", metavar="MIN:OPT:MAX",

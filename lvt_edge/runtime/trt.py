@@ -21,7 +21,7 @@ from lvt_edge.runtime.base import Classifier
 from lvt_edge.runtime.cuda import CudaApi, cuda_api
 from lvt_edge.runtime.files import checked_file
 
-PLUGIN_BUILD = "cmake -S plugins -B build/plugins && cmake --build build/plugins"
+PLUGIN_BUILD = "lvt-edge plugin build"  # prints the library it built or reused
 
 
 def import_tensorrt() -> Any:

@@ -134,7 +134,7 @@ def test_check_engine_says_what_to_rebuild(trt_bundle):
     other.write_bytes(b"OTHER PLUGIN")
     with pytest.raises(LvtEdgeError, match="different plugin library"):
         check_engine(trt_bundle, "int8", entry, tensorrt_version="10.3.0.30", api=FakeCuda(), plugin=other)
-    with pytest.raises(LvtEdgeError, match="plugin library not found at .*cmake -S plugins"):
+    with pytest.raises(LvtEdgeError, match="plugin library not found at .*lvt-edge plugin build"):
         check_engine(trt_bundle, "int8", entry, tensorrt_version="10.3.0.30", api=FakeCuda(), plugin=trt_bundle / "nope.so")
     with pytest.raises(LvtEdgeError, match="no TensorRT engine.*--target tensorrt --precision fp32"):
         check_engine(trt_bundle, "fp32", B.read_bundle(trt_bundle)["variants"]["fp32"], tensorrt_version="10.3.0", api=FakeCuda())
