@@ -48,7 +48,9 @@ class LVTConfig:
             problems.append(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
         if self.gate not in ("shared", "separate"):
             problems.append(f"gate must be 'shared' or 'separate', got {self.gate!r}")
-        if self.embed_dim % self.num_heads:
+        if self.num_heads < 1 or self.patch_size < 1 or self.patch_stride < 1:
+            problems.append("num_heads, patch_size and patch_stride must be >= 1")
+        elif self.embed_dim % self.num_heads:
             problems.append(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
         if self.shift_div not in (4, 8):
             problems.append(f"shift_div must be 4 or 8, got {self.shift_div}")

@@ -119,14 +119,20 @@ class Base(nn.Module):
 
 
 class OfficialStyleLVT(nn.Module):
-    def __init__(self, dim=32, heads=2, depth=2, frames=4, slots=4, grid=5, hidden=32, classes=5, div=4):
+    """`dropout` > 0 gives the unused `new_fc` classifier, 0 an unused `base_model.head` instead
+    (the official XVIT replaces the backbone's head by Dropout or by a Linear of that shape)."""
+
+    def __init__(self, dim=32, heads=2, depth=2, frames=4, slots=4, grid=5, hidden=32, classes=5, div=4, dropout=0.5):
         super().__init__()
         self.frames = frames
         self.base_model = Base(dim, heads, depth, frames, slots, grid * grid, div)
-        self.new_fc = nn.Linear(dim, classes)  # present in official checkpoints, unused
+        if dropout > 0:
+            self.new_fc = nn.Linear(dim, classes)  # present in official checkpoints, unused
+        else:
+            self.base_model.head = nn.Linear(dim, classes)  # likewise unused
         self.consensus = nn.Module()
         self.consensus.mlp_head = nn.Sequential(
-            nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(0.5), nn.Linear(hidden, classes))
+            nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, classes))
 
     def forward(self, clip):  # B x 3 x T x H x W
         b, _, t, h, w = clip.shape
@@ -138,3 +144,24 @@ class OfficialStyleLVT(nn.Module):
             x = blk(x)
         x = m.norm(x).mean(dim=1).view(b, t, -1).mean(dim=1)
         return self.consensus.mlp_head(x)
+
+
+def training_cfg(*, classes=5, frames=4, crop=56, hidden=32, **xvit) -> dict:
+    """The keys of an official training config (slowfast's `cfg`, SSv2 recipe) that decide the
+    network, scaled to the test model; `xvit` changes XVIT.* entries, e.g. NUM_SEGMENTS=2.
+    The official training script stores this dumped as YAML under the checkpoint's "cfg"."""
+    grid = (crop + 2 * 8 - 16) // 14 + 1
+    return {
+        "TRAIN": {"ENABLE": False, "DATASET": "ssv2"},
+        "TEST": {"ENABLE": True, "DATASET": "ssv2"},
+        "DATA": {"NUM_FRAMES": frames, "TRAIN_CROP_SIZE": crop, "TEST_CROP_SIZE": crop,
+                 "MEAN": [0.5, 0.5, 0.5], "STD": [0.5, 0.5, 0.5]},
+        "TEMPORAL_HEAD": {"HIDDEN_DIM": 32, "MLP_DIM": hidden},
+        "XVIT": {"BASE_MODEL": "lvit_v2_base_patch16_224_in21k_finetune1k", "CONSENSUS_TYPE": "vit",
+                 "USE_XVIT": True, "USE_SpatialShift": True, "SHIFT_DIV": 4, "SHIFT_SIZE": 1,
+                 "NUM_SEGMENTS": frames, "SPATIAL_SIZE": grid * grid, "LOCATIONS_LIST": list(range(15)),
+                 "BACKBONE": {"NORM_LAYER": "LN", "DROP_PATH_RATE": 0.0}, **xvit},
+        "MODEL": {"NUM_CLASSES": classes, "ARCH": "xvit", "MODEL_NAME": "XVIT", "DROPOUT_RATE": 0.5},
+        "ATTENTION_TYPE": "divided_time_space", "USE_3D": False, "USE_CGATE": True, "SHARE_GATE": True,
+        "USE_MOTION": False, "LINEAR_TYPE": "relu",
+    }
