@@ -21,6 +21,10 @@ import numpy as np
 from lvt_edge.errors import LvtEdgeError
 
 SAMPLING_MODES = ("uniform", "dense")
+# How resize_crop scales a frame (OpenCV flags). "area-linear": INTER_AREA to shrink (no
+# aliasing), INTER_LINEAR to enlarge; what every artifact without the field was made with.
+INTERPOLATIONS = ("area-linear", "linear", "cubic", "nearest")
+CHANNEL_ORDERS = ("RGB", "BGR")
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,10 @@ class ClipContract:
     size:     side of the square input (H = W).
     resize:   the short side is resized to this before the centre crop of `size`
               (resize >= size; equal means "resize then crop the long side only").
+    interpolation: how that resize samples pixels (OpenCV): "area-linear" (default) uses
+              INTER_AREA to shrink and INTER_LINEAR to enlarge; "linear", "cubic" and
+              "nearest" use that one method both ways. Artifacts written before the field
+              existed were made with "area-linear" and read as it.
     sampling: "uniform" takes the middle frame of `frames` equal segments of the video
               (evaluation, calibration, training); "dense" takes every `stride`-th frame
               from a start index (what a live camera stream sees).
@@ -54,6 +62,7 @@ class ClipContract:
     channel_order: str = "RGB"
     labels: tuple[str, ...] = field(default_factory=tuple)
     frame_interval: float | None = None
+    interpolation: str = "area-linear"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
@@ -70,7 +79,9 @@ class ClipContract:
             problems.append(f"stride must be >= 1 (got {self.stride})")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             problems.append("mean and std need 3 values each, std > 0")
-        if self.channel_order not in ("RGB", "BGR"):
+        if self.interpolation not in INTERPOLATIONS:
+            problems.append(f"interpolation must be one of {INTERPOLATIONS} (got {self.interpolation!r})")
+        if self.channel_order not in CHANNEL_ORDERS:
             problems.append(f"channel_order must be RGB or BGR (got {self.channel_order!r})")
         if self.frame_interval is not None:
             try:
@@ -161,10 +172,16 @@ class ClipContract:
         scale = self.resize / min(h, w)
         nh, nw = max(self.size, round(h * scale)), max(self.size, round(w * scale))
         if (nh, nw) != (h, w):
-            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-            frame = cv2.resize(frame, (nw, nh), interpolation=interp)
+            frame = cv2.resize(frame, (nw, nh), interpolation=self._cv2_interpolation(scale < 1))
         top, left = (nh - self.size) // 2, (nw - self.size) // 2
         return frame[top : top + self.size, left : left + self.size]
+
+    def _cv2_interpolation(self, shrinking: bool) -> int:
+        import cv2
+
+        if self.interpolation == "area-linear":
+            return cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        return {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC, "nearest": cv2.INTER_NEAREST}[self.interpolation]
 
     def normalize(self, frames_thwc: np.ndarray) -> np.ndarray:
         """T x size x size x 3 uint8 (already in `channel_order`) -> float32 3 x T x size x size."""
@@ -172,11 +189,17 @@ class ClipContract:
         x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(x.transpose(3, 0, 1, 2))
 
-    def preprocess(self, frames: Sequence[np.ndarray], order: str = "RGB") -> np.ndarray:
+    def preprocess(self, frames: Sequence[np.ndarray], *, order: str) -> np.ndarray:
         """`frames` (T x [H x W x 3] uint8 in channel `order`) -> one float32 clip 3 x T x H x W.
 
-        A different number of frames than `frames` is resampled uniformly to the contract.
+        `order` is the frames' own channel order and has no default: "BGR" for frames from
+        OpenCV (cv2.VideoCapture, cv2.imread: every frame source in lvt_edge), "RGB" for
+        PIL, imageio or torchvision. A different number of frames than `frames` is
+        resampled uniformly to the contract.
         """
+        if order not in CHANNEL_ORDERS:
+            raise LvtEdgeError(f"order must be one of {CHANNEL_ORDERS}: the channel order of the frames "
+                               f"passed in (\"BGR\" from OpenCV), got {order!r}")
         if len(frames) == 0:
             raise LvtEdgeError("no frames to preprocess")
         if len(frames) != self.frames:

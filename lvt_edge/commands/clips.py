@@ -27,12 +27,20 @@ def run(args: argparse.Namespace) -> int:
     if args.clips_action == "synth":
         from lvt_edge.data import synth
 
+        synth.check_arguments(split=args.split, num=args.num, seed=args.seed,
+                              frames=synth.DEFAULT_FRAMES if args.frames is None else args.frames,
+                              size=synth.DEFAULT_SIZE if args.size is None else args.size)
         manifest = synth.generate(args.out, split=args.split, num=args.num, seed=args.seed,
                                   frames=args.frames, size=args.size)
         print(f"wrote {args.num} clips and {manifest}")
         return 0
     from lvt_edge.data import open_clipset
+    from lvt_edge.errors import LvtEdgeError
 
+    problems = [f"--size must be >= 1 (got {args.size})"] if args.size is not None and args.size < 1 else []
+    problems += [f"--seed must be >= 0 (got {args.seed})"] if args.seed < 0 else []
+    if problems:
+        raise LvtEdgeError("; ".join(problems))
     cs = open_clipset(args.path).subset(args.size, args.seed)
     width = max(len(x) for x in cs.labels)
     print(f"clip set {cs.root} ({cs.layout}): {len(cs)} clips, {len(cs.labels)} labels")

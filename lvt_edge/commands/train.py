@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         reverse_pairs=parse_pairs(args.reverse_pairs),
         temporal_init_std=args.temporal_init_std, frame_interval=args.frame_interval, train_size=args.train_size, val_size=args.val_size, max_bad_fraction=args.max_bad_fraction,
     )
+    opts.check()  # before anything is loaded or decoded
     finetune = args.finetune
     if finetune == BUNDLED_DEMO:
         from lvt_edge.demo import demo_checkpoint

@@ -5,10 +5,12 @@ Three layouts are read (see calib/README.md):
 - a manifest, CSV or JSONL, with `path,label[,start,end]` (paths relative to the manifest's
   folder; start/end are frame indices, end exclusive); a folder holding exactly one
   `manifest.csv` or `manifest.jsonl` is read through it;
-- folders of frames (one folder per clip, images in name order), inside class folders or
-  listed in a manifest.
+- folders of frames (one folder per clip, images in natural name order: `2.jpg` before
+  `10.jpg`), inside class folders or listed in a manifest.
 An optional `labels.txt` (one label per line) at the root fixes the label order; otherwise
-labels are sorted by name.
+labels are sorted by name. Manifests and `labels.txt` are UTF-8 (a BOM is allowed).
+Every class folder must hold at least one clip, so a class never silently drops out of the
+label list.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -48,15 +51,17 @@ class Clip:
         return self.path.is_dir()
 
     def frame_files(self) -> list[Path]:
-        """The image files of a frame-folder clip, in name order."""
-        return sorted(p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        """The image files of a frame-folder clip, in natural name order (see `frame_order`)."""
+        return frame_order([p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES], self.path)
 
     def digest(self) -> str:
         """Hash of the clip's bytes, label and frame range (not of its path)."""
         h = hashlib.sha256()
         if self.is_frames:
-            for f in self.frame_files():
-                h.update(f.name.encode() + b"\0" + bytes.fromhex(sha256_file(f)))
+            # Plain byte order of the names, not the reading order: hashes stay what they were.
+            frames = [p for p in self.path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]
+            for f in sorted(frames, key=lambda p: os.fsencode(p.name)):
+                h.update(os.fsencode(f.name) + b"\0" + bytes.fromhex(sha256_file(f)))
         elif self.path.is_file():
             h.update(bytes.fromhex(sha256_file(self.path)))
         else:
@@ -122,6 +127,30 @@ def _sort_key(c: Clip) -> tuple:
     return (str(c.path), c.start or 0, c.end or 0)
 
 
+_DIGITS = re.compile(r"(\d+)")
+
+
+def _natural_key(stem: str) -> tuple:
+    """'img_10' -> ('img_', 10, ''): runs of digits compare as numbers, so 2 sorts before 10."""
+    parts = _DIGITS.split(stem)
+    return tuple(int(x) if i % 2 else x for i, x in enumerate(parts))
+
+
+def frame_order(files: Sequence[Path], folder: Path | None = None) -> list[Path]:
+    """Frame files in natural order of their names (`1.jpg, 2.jpg, ..., 10.jpg`, as ffmpeg's
+    `%d.jpg` writes them). Names that give the same position (`1.jpg` and `01.jpg`, or `1.jpg`
+    and `1.png`) are an error: no order between them is right."""
+    keyed = sorted(((_natural_key(p.stem), p.name, p) for p in files), key=lambda t: (t[0], t[1]))
+    for (k1, n1, _), (k2, n2, _) in zip(keyed, keyed[1:]):
+        if k1 == k2:
+            where = folder if folder is not None else Path(n1).parent
+            raise LvtEdgeError(
+                f"frame folder {where} has frames {n1!r} and {n2!r} at the same position in the frame "
+                "order, so the order of its frames is ambiguous; keep one numbering and one image type "
+                "per folder (e.g. ffmpeg's %05d.jpg)")
+    return [p for _, _, p in keyed]
+
+
 def open_clipset(path: str | os.PathLike, labels: Sequence[str] | None = None) -> ClipSet:
     """Read a clip set in any supported layout. `labels` fixes the label list (and its order);
     clips with a label outside it are an error."""
@@ -149,7 +178,7 @@ def open_clipset(path: str | os.PathLike, labels: Sequence[str] | None = None) -
 
 def _label_list(root: Path, clips: list[Clip], labels: Sequence[str] | None) -> tuple[str, ...]:
     if labels is None and (root / LABELS_FILE).is_file():
-        labels = [s.strip() for s in (root / LABELS_FILE).read_text().splitlines() if s.strip()]
+        labels = [s.strip() for s in read_utf8(root / LABELS_FILE).splitlines() if s.strip()]
     if labels is None:
         return tuple(sorted({c.label for c in clips}))
     labels = tuple(str(x) for x in labels)
@@ -163,16 +192,67 @@ def _label_list(root: Path, clips: list[Clip], labels: Sequence[str] | None) -> 
 
 
 def _read_class_folders(root: Path) -> list[Clip]:
+    """Clips of every class folder. A class folder without any clip is an error: dropping it
+    would silently remove its class from the label list (and shift every class id after it)."""
+    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not class_dirs:
+        return []
     clips = []
-    for class_dir in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")):
+    for class_dir in class_dirs:
+        if not _is_utf8(class_dir.name):
+            raise LvtEdgeError(
+                f"class folder {class_dir} has a name that is not valid UTF-8 ({ascii(class_dir.name)}); "
+                "folder names are the class labels and must be text: rename it")
+        found, ignored = [], []
         for item in sorted(class_dir.iterdir()):
             if item.name.startswith("."):
                 continue
             if item.is_file() and item.suffix.lower() in VIDEO_SUFFIXES:
-                clips.append(Clip(item, class_dir.name))
+                found.append(Clip(item, class_dir.name))
             elif item.is_dir() and any(f.suffix.lower() in IMAGE_SUFFIXES for f in item.iterdir()):
-                clips.append(Clip(item, class_dir.name))
+                found.append(Clip(item, class_dir.name))
+            else:
+                ignored.append(item)
+        if not found:
+            raise LvtEdgeError(_empty_class_message(class_dir, ignored))
+        clips.extend(found)
     return clips
+
+
+def _empty_class_message(class_dir: Path, ignored: list[Path]) -> str:
+    if not ignored:
+        held = "nothing"
+    else:
+        kinds = sorted({"folders without images" if p.is_dir() else (p.suffix.lower() or "no suffix")
+                        for p in ignored})
+        held = f"{len(ignored)} item(s) that are not clips ({', '.join(kinds)})"
+    return (f"class folder {class_dir} has no clips: it holds {held}. A clip is a video "
+            f"({' '.join(VIDEO_SUFFIXES)}) or a folder of frames ({' '.join(IMAGE_SUFFIXES)}). "
+            "Convert or rename the videos, or remove the folder (or start its name with '.') "
+            "to leave the class out")
+
+
+def _is_utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes, kept by Python as lone surrogates
+        return False
+    return True
+
+
+def read_utf8(path: Path) -> str:
+    """A text file we read (manifest, labels.txt) as UTF-8, with or without a BOM ("CSV UTF-8")."""
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise LvtEdgeError(f"{path} is saved as UTF-16; save it as UTF-8 (\"CSV UTF-8\" in spreadsheet programs)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise LvtEdgeError(
+            f"{path}:{line} is not valid UTF-8 (byte {data[e.start]:#04x}); the file was probably saved in "
+            "another encoding (e.g. Latin-1 / Windows-1252). Save it as UTF-8 (\"CSV UTF-8\" in "
+            "spreadsheet programs) and try again") from None
 
 
 def _read_manifest(manifest: Path) -> list[Clip]:
@@ -193,7 +273,7 @@ def _read_manifest(manifest: Path) -> list[Clip]:
 
 
 def _manifest_rows(manifest: Path) -> list[tuple[int, dict]]:
-    text = manifest.read_text(encoding="utf-8")
+    text = read_utf8(manifest)
     if manifest.suffix.lower() == ".jsonl":
         rows = []
         for i, line in enumerate(text.splitlines(), 1):

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
 import numpy as np
 
 from lvt_edge.contract import ClipContract
@@ -39,11 +46,50 @@ def _frames_from_folder(clip: Clip, contract: ClipContract) -> np.ndarray:
     files = clip.frame_files()[clip.start:clip.end]
     out = []
     for i in clip_window(contract, len(files)):
-        img = cv2.imread(str(files[i]), cv2.IMREAD_COLOR)
+        img = read_image(files[i])
         if img is None:
-            raise BadClip(f"cannot decode frame {files[i].name}")
+            raise BadClip(f"cannot decode frame {ascii(files[i].name)[1:-1]}")
         out.append(contract.resize_crop(img))
     return np.stack(out)
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """One image file -> H x W x 3 uint8 BGR, or None when it does not decode. The bytes are read
+    by Python, so any file name works (OpenCV's imread crashes on names that are not UTF-8)."""
+    import cv2
+
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError:
+        return None
+    if data.size == 0:
+        return None
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+
+
+@contextlib.contextmanager
+def opencv_path(path: Path) -> Iterator[str]:
+    """A name of `path` that OpenCV's VideoCapture can open. OpenCV takes UTF-8 text and crashes
+    on file names that are not valid UTF-8 (Python keeps their bytes as lone surrogates); such a
+    file is opened through a symbolic link (or a copy) with a plain name in a temporary folder."""
+    name = str(path)
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    else:
+        yield name
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="lvt-edge-clip-"))
+    try:
+        link = tmp / ("clip" + "".join(c for c in path.suffix if c.isascii() and c.isalnum() or c == "."))
+        try:
+            os.symlink(os.path.abspath(os.fsencode(path)), os.fsencode(link))
+        except OSError:
+            shutil.copyfile(os.fsencode(path), os.fsencode(link))
+        yield str(link)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _frames_from_video(clip: Clip, contract: ClipContract) -> np.ndarray:
@@ -55,22 +101,23 @@ def _frames_from_video(clip: Clip, contract: ClipContract) -> np.ndarray:
         raise BadClip("file not found")
     if clip.path.stat().st_size == 0:
         raise BadClip("zero-byte file")
-    cap = cv2.VideoCapture(str(clip.path))
-    try:
-        if not cap.isOpened():
-            raise BadClip("cannot open or decode the video")
-        declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        start, end = clip.start or 0, clip.end
-        kept, n = [], 0
-        while end is None or n < end:
-            ok, frame = cap.read()
-            if not ok or frame is None:
-                break
-            if n >= start:
-                kept.append(contract.resize_crop(frame))
-            n += 1
-    finally:
-        cap.release()
+    with opencv_path(clip.path) as name:
+        cap = cv2.VideoCapture(name)
+        try:
+            if not cap.isOpened():
+                raise BadClip("cannot open or decode the video")
+            declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            start, end = clip.start or 0, clip.end
+            kept, n = [], 0
+            while end is None or n < end:
+                ok, frame = cap.read()
+                if not ok or frame is None:
+                    break
+                if n >= start:
+                    kept.append(contract.resize_crop(frame))
+                n += 1
+        finally:
+            cap.release()
     if n == 0:
         raise BadClip("no decodable frames")
     # Containers with an index declare their length; losing more than a few frames to decode
@@ -91,12 +138,13 @@ def measure_frame_interval(clips, contract: ClipContract, max_clips: int = 16) -
 
     found = []
     for clip in [c for c in clips if not c.is_frames][:max_clips]:
-        cap = cv2.VideoCapture(str(clip.path))
-        try:
-            fps = float(cap.get(cv2.CAP_PROP_FPS) or 0) if cap.isOpened() else 0.0
-            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
-        finally:
-            cap.release()
+        with opencv_path(clip.path) as name:
+            cap = cv2.VideoCapture(name)
+            try:
+                fps = float(cap.get(cv2.CAP_PROP_FPS) or 0) if cap.isOpened() else 0.0
+                count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+            finally:
+                cap.release()
         if not (0 < fps < 1000):
             continue
         if contract.sampling == "dense":

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lvt_edge.contract import ClipContract
-from lvt_edge.data.clipset import ClipSet
+from lvt_edge.data.clipset import Clip, ClipSet
 from lvt_edge.data.decode import BadClip, decode_clip
 from lvt_edge.errors import LvtEdgeError
 
@@ -53,23 +53,25 @@ def decode_clips(clipset: ClipSet, contract: ClipContract, *, max_bad_fraction: 
                  progress: bool = True) -> DecodedClips:
     """Decode every clip of `clipset` under `contract` into uint8 frames (N x T x H x W x 3).
 
-    Bad clips are skipped with a BadClipWarning; more than `max_bad_fraction` of them, or
-    none left, is an LvtEdgeError."""
+    Bad clips are skipped with a BadClipWarning; more than `max_bad_fraction` of them, none
+    left, or a class that had clips and has none left, is an LvtEdgeError."""
     from tqdm import tqdm
 
     index = _label_index(clipset, contract)
-    frames, labels, paths, skipped = [], [], [], []
+    frames, labels, paths, skipped, bad = [], [], [], [], []
     for clip in tqdm(clipset.clips, desc="decoding clips", unit="clip", disable=not progress,
                      file=sys.stderr, leave=False):
         try:
             frames.append(decode_clip(clip, contract))
         except BadClip as e:
             skipped.append((clip.path, str(e)))
+            bad.append(clip)
             warnings.warn(f"skipping {clip.path}: {e}", BadClipWarning, stacklevel=2)
             continue
         labels.append(index[clip.label])
         paths.append(clip.path)
     _check_bad(clipset, skipped, max_bad_fraction)
+    _check_classes_kept(clipset, bad, skipped)
     return DecodedClips(np.stack(frames), np.asarray(labels, np.int64), paths, skipped)
 
 
@@ -107,3 +109,21 @@ def _check_bad(clipset: ClipSet, skipped: list[tuple[Path, str]], max_bad_fracti
             f"{len(skipped)} of {total} clips in {clipset.root} are bad, more than the allowed "
             f"{max_bad_fraction:.0%}: {listed}{more}. Remove or re-encode them, or raise the allowed fraction."
         )
+
+
+def _check_classes_kept(clipset: ClipSet, bad: list[Clip], skipped: list[tuple[Path, str]]) -> None:
+    """A class whose every clip is bad would stay in the label list with nothing to learn from
+    or to measure: an error naming it, whatever fraction of the whole set that is."""
+    bad_set, reasons = set(bad), dict(skipped)
+    by_label: dict[str, list[Clip]] = {}
+    for c in clipset.clips:
+        by_label.setdefault(c.label, []).append(c)
+    lost = [(label, [c.path for c in cs]) for label, cs in by_label.items() if all(c in bad_set for c in cs)]
+    if lost:
+        label, paths = lost[0]
+        where = clipset.root / label if clipset.layout == "folders" else clipset.root
+        others = f" (also: {', '.join(repr(x) for x, _ in lost[1:])})" if len(lost) > 1 else ""
+        raise LvtEdgeError(
+            f"class {label!r} in {where} has no usable clip: all {len(paths)} of its clips are bad "
+            f"(first: {paths[0].name}: {reasons[paths[0]]}){others}. Replace or re-encode its clips, or "
+            "remove the class from the clip set")

@@ -13,11 +13,16 @@ and calib sets made with one seed differ.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
+import numbers
 import os
 import shutil
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -37,44 +42,135 @@ DEFAULT_SIZE = 96  # lvt-tiny's input size
 FPS = 15
 _SHIFT = 4  # fractional bits of polygon vertices
 JPEG_QUALITY = 90
+MIN_FRAMES, MIN_SIZE = 2, 32
+MAX_CLIP_BYTES = 2 << 30  # one clip is rendered in memory before it is written
+PARTIAL_MARK = ".lvt_edge_synth_partial"  # inside our temporary folders, so a sweep removes only ours
+STALE_SECONDS = 24 * 3600
 _DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1),
                "up_right": (1, -1), "down_left": (-1, 1)}
+
+
+def check_arguments(*, split: str, num, seed, frames, size) -> None:
+    """LvtEdgeError naming every argument of `generate` out of range (`frames`/`size` resolved)."""
+    problems = []
+    if split not in SPLITS:
+        problems.append(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+
+    def whole(name: str, value, low: int) -> bool:
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+            problems.append(f"--{name} must be a whole number >= {low} (got {value!r})")
+            return False
+        return True
+
+    whole("num", num, 1)
+    whole("seed", seed, 0)
+    sizes_ok = [whole("frames", frames, MIN_FRAMES), whole("size", size, MIN_SIZE)]
+    if all(sizes_ok) and frames * size * size * 3 > MAX_CLIP_BYTES:
+        problems.append(f"--frames {frames} at --size {size} makes clips of {frames * size * size * 3 / 1e9:.1f} GB "
+                        f"in memory (at most {MAX_CLIP_BYTES / 1e9:.1f} GB); use fewer frames or a smaller size")
+    if problems:
+        raise LvtEdgeError("; ".join(problems))
 
 
 def generate(out_dir: str | os.PathLike, *, split: str, num: int, seed: int,
              frames: int | None = None, size: int | None = None, progress: bool = True) -> Path:
     """Write `num` class-balanced clips (video files in one folder per label), `manifest.csv`,
-    `labels.txt` and `synth.json` into `out_dir`; returns the manifest path."""
+    `labels.txt` and `synth.json` into `out_dir`; returns the manifest path.
+
+    The set is written into a temporary folder next to `out_dir` and renamed into place, so
+    `out_dir` is either absent or complete. A complete `out_dir` made with the same arguments
+    (the same synth.json; e.g. by a run that finished first) is reused; anything else already
+    in `out_dir` is an error."""
     from tqdm import tqdm
 
-    frames = DEFAULT_FRAMES if frames is None else int(frames)
-    size = DEFAULT_SIZE if size is None else int(size)
-    if split not in SPLITS:
-        raise LvtEdgeError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    if num < 1 or frames < 2 or size < 32:
-        raise LvtEdgeError(f"need --num >= 1, --frames >= 2 and --size >= 32 (got {num}, {frames}, {size})")
+    frames = DEFAULT_FRAMES if frames is None else frames
+    size = DEFAULT_SIZE if size is None else size
+    check_arguments(split=split, num=num, seed=seed, frames=frames, size=size)
+    num, seed, frames, size = int(num), int(seed), int(frames), int(size)
     out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        raise LvtEdgeError(f"{out} is not empty; choose a new folder so clip sets never mix")
-    tmp = out.with_name(f".{out.name}.partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    rows = []
-    for i in tqdm(range(num), desc=f"synth {split}", unit="clip", disable=not progress, file=sys.stderr):
-        label = LABELS[i % len(LABELS)]
-        rel = f"{label}/{split}_{i:06d}.avi"
-        rng = np.random.default_rng([seed, SPLITS.index(split), i])
-        write_video(tmp / rel, render_clip(label, rng, frames=frames, size=size))
-        rows.append(f"{rel},{label}")
-    (tmp / "manifest.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
-    (tmp / "labels.txt").write_text("\n".join(LABELS) + "\n")
-    (tmp / "synth.json").write_text(json.dumps(
+    record = json.dumps(
         {"generator": "lvt_edge.data.synth", "split": split, "num": num, "seed": seed,
-         "frames": frames, "size": size, "fps": FPS, "labels": list(LABELS)}, indent=2) + "\n")
-    if out.exists():
-        out.rmdir()
-    os.replace(tmp, out)
+         "frames": frames, "size": size, "fps": FPS, "labels": list(LABELS)}, indent=2) + "\n"
+    if _reusable(out, record):
+        return out / "manifest.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_partials(out.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        (tmp / PARTIAL_MARK).touch()
+        rows = []
+        for i in tqdm(range(num), desc=f"synth {split}", unit="clip", disable=not progress, file=sys.stderr):
+            label = LABELS[i % len(LABELS)]
+            rel = f"{label}/{split}_{i:06d}.avi"
+            rng = np.random.default_rng([seed, SPLITS.index(split), i])
+            write_video(tmp / rel, render_clip(label, rng, frames=frames, size=size))
+            rows.append(f"{rel},{label}")
+        (tmp / "manifest.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+        (tmp / "labels.txt").write_text("\n".join(LABELS) + "\n")
+        (tmp / "synth.json").write_text(record)
+        (tmp / PARTIAL_MARK).unlink()
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700
+        _move_into_place(tmp, out, record)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already unless something failed
     return out / "manifest.csv"
+
+
+def _reusable(out: Path, record: str) -> bool:
+    """True when `out` is a complete set made with the same arguments; an error when it holds
+    anything else; False when it is absent or empty."""
+    if not out.exists():
+        return False
+    if not out.is_dir():
+        raise LvtEdgeError(f"{out} is a file; choose a new folder for the clip set")
+    if not any(out.iterdir()):
+        return False
+    made = out / "synth.json"
+    if made.is_file() and made.read_text() == record:
+        return True
+    raise LvtEdgeError(f"{out} is not empty (and is not a synthetic set made with these arguments); "
+                       "choose a new folder so clip sets never mix")
+
+
+def _move_into_place(tmp: Path, out: Path, record: str) -> None:
+    """Rename the finished set to `out`. An empty `out` is replaced; a complete one that another
+    run finished first is reused when it is the same set."""
+    for _ in range(3):
+        try:
+            os.rename(tmp, out)  # POSIX replaces an empty folder atomically
+            return
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.EACCES, errno.EPERM):
+                raise
+        if _reusable(out, record):
+            return
+        with contextlib.suppress(FileNotFoundError):
+            out.rmdir()  # empty (where rename does not replace folders): take its place
+    raise LvtEdgeError(f"cannot move the new clip set into {out}; is another program using that folder?")
+
+
+def sweep_stale_partials(parent: Path, max_age: float = STALE_SECONDS) -> list[Path]:
+    """Remove our temporary folders (`.NAME.partial-*`, marked as ours) in `parent` that have not
+    changed for `max_age` seconds: left behind by runs that were killed."""
+    removed = []
+    now = time.time()
+    for d in parent.glob(".*.partial*"):
+        if not (d.is_dir() and (d / PARTIAL_MARK).is_file()):
+            continue
+        try:
+            newest = max([d.stat().st_mtime] + [c.stat().st_mtime for c in d.iterdir()])
+        except OSError:
+            continue
+        if now - newest > max_age:
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_video(path: Path, frames: np.ndarray) -> None:

@@ -16,6 +16,7 @@ camera's would be.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -161,6 +162,7 @@ class CaptureSource(Source):
         self.kind, self.target, self.api = kind, target, api
         self.live = kind != "file"
         self._cap = None
+        self._names: contextlib.ExitStack | None = None  # keeps a file's OpenCV-safe name alive while open
         self._pacer = _Pacer(options.pace) if kind == "file" else None
         self._t0 = 0.0  # media time offset of the current pass (files with --loop)
         self._pass_frames = 0
@@ -174,6 +176,12 @@ class CaptureSource(Source):
         if self.kind in ("gstreamer", "csi") and not gstreamer_available():
             raise LvtEdgeError(f"cannot open the GStreamer pipeline {self.spec!r}: {JETSON_OPENCV_FIX}")
         self.close()
+        target = self.target
+        if self.kind == "file":  # OpenCV crashes on file names that are not UTF-8: open those via a link
+            from lvt_edge.data.decode import opencv_path
+
+            self._names = contextlib.ExitStack()
+            target = self._names.enter_context(opencv_path(Path(self.target)))
         api = self.api if self.api is not None else cv2.CAP_ANY
         params = []
         if self.kind == "url":
@@ -184,9 +192,10 @@ class CaptureSource(Source):
                 params += [cv2.CAP_PROP_FRAME_WIDTH, int(self.options.width)]
             if self.options.height:
                 params += [cv2.CAP_PROP_FRAME_HEIGHT, int(self.options.height)]
-        cap = cv2.VideoCapture(self.target, api, params) if params else cv2.VideoCapture(self.target, api)
+        cap = cv2.VideoCapture(target, api, params) if params else cv2.VideoCapture(target, api)
         if not cap.isOpened():
             cap.release()
+            self.close()
             raise LvtEdgeError(f"cannot open {self.kind} {self.spec}: {self._open_hint()}")
         self._cap = cap
         self._last_t = None
@@ -249,6 +258,9 @@ class CaptureSource(Source):
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+        if self._names is not None:
+            self._names.close()
+            self._names = None
 
     def _capture_time(self) -> float:
         if self.kind != "file":

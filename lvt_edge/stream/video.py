@@ -19,8 +19,8 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from lvt_edge.contract import ClipContract
-from lvt_edge.data.clipset import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from lvt_edge.data.decode import BadClip, clip_window
+from lvt_edge.data.clipset import IMAGE_SUFFIXES, VIDEO_SUFFIXES, frame_order
+from lvt_edge.data.decode import BadClip, clip_window, read_image
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.stream.sources import SourceOptions, open_source, source_kind
 from lvt_edge.stream.window import pick_frames
@@ -205,13 +205,12 @@ class WindowCutter:
 
 
 def _images(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=lambda p: p.name)
+    """A frame folder's images in the order every clip-set reader uses (natural: 2.jpg before 10.jpg)."""
+    return frame_order([p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES], folder)
 
 
 def _imread(path: Path) -> np.ndarray:
-    import cv2
-
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = read_image(path)
     if image is None:
         raise BadClip(f"cannot decode frame {path.name}")
     return image

@@ -8,10 +8,14 @@ as the checkpoint OUT/best.{safetensors,json}; OUT/train_log.json holds the hist
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import math
+import numbers
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +60,49 @@ class TrainOptions:
     # it). None: measured from the training videos' frame rates, else kept from the checkpoint.
     frame_interval: float | None = None
 
+    def problems(self) -> list[str]:
+        """Every option out of range, naming its flag (checked before any clip is read)."""
+        out = []
+
+        def whole(name: str, value, low: int, none_ok: bool = False) -> None:
+            if value is None and none_ok:
+                return
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                out.append(f"--{name} must be a whole number >= {low} (got {value!r})")
+
+        def real(name: str, value, low: float, high: float | None = None, *, low_open: bool = False,
+                 high_open: bool = True, none_ok: bool = False) -> None:
+            if value is None and none_ok:
+                return
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            ok = ok and (value > low if low_open else value >= low)
+            if ok and high is not None:
+                ok = value < high if high_open else value <= high
+            if not ok:
+                lo = f"{'>' if low_open else '>='} {low:g}"
+                hi = "" if high is None else f" and {'<' if high_open else '<='} {high:g}"
+                out.append(f"--{name} must be a number {lo}{hi} (got {value!r})")
+
+        whole("epochs", self.epochs, 1)
+        whole("batch-size", self.batch_size, 1)
+        real("lr", self.lr, 0.0, low_open=True)
+        real("weight-decay", self.weight_decay, 0.0)
+        real("warmup-epochs", self.warmup_epochs, 0.0)
+        real("label-smoothing", self.label_smoothing, 0.0, 1.0)
+        real("temporal-init-std", self.temporal_init_std, 0.0)
+        real("frame-interval", self.frame_interval, 0.0, low_open=True, none_ok=True)
+        real("max-bad-fraction", self.max_bad_fraction, 0.0, 1.0, high_open=False)
+        whole("train-size", self.train_size, 1, none_ok=True)
+        whole("val-size", self.val_size, 1, none_ok=True)
+        whole("seed", self.seed, 0)
+        return out
+
+    def check(self) -> None:
+        """Raise an LvtEdgeError listing every option out of range."""
+        problems = self.problems()
+        if problems:
+            raise LvtEdgeError("invalid training options: " + "; ".join(problems))
+
 
 @dataclass
 class TrainResult:
@@ -70,9 +117,10 @@ def train(data: str | os.PathLike, val: str | os.PathLike, out_dir: str | os.Pat
           finetune: str | os.PathLike | None = None, progress: bool = True) -> TrainResult:
     """Train on clip set `data`, select by top-1 on clip set `val`, write into `out_dir`."""
     opts = options or TrainOptions()
+    opts.check()
     if resume and finetune:
         raise LvtEdgeError("use --resume or --finetune, not both (resume continues a run, fine-tune starts one)")
-    out = Path(out_dir)
+    out = writable_folder(out_dir)
     state = load_state(resume) if resume else None
     train_set = open_clipset(data)
     if state is not None:
@@ -151,14 +199,44 @@ def train(data: str | os.PathLike, val: str | os.PathLike, out_dir: str | os.Pat
         history.append(row)
         print(f"epoch {epoch + 1}/{opts.epochs}: loss {row['train_loss']:.4f} train top-1 {row['train_top1']:.3f} "
               f"val loss {val_loss:.4f} val top-1 {val_top1:.4f} ({train_s:.0f} s)", file=sys.stderr)
-        if val_top1 > best_top1:
-            best_top1 = val_top1
-            save_checkpoint(out / "best", model, contract, extra={**record, "epoch": epoch + 1, "val_top1": val_top1})
-        save_state(out / "last.pt", model=model, optimizer=optimizer, gen=gen, info={
-            "config": model.cfg.to_dict(), "contract": contract.to_dict(), "epoch": epoch, "step": step,
-            "best_top1": best_top1, "history": history, "options": dataclasses.asdict(opts)})
-        write_json_atomic(out / "train_log.json", {**record, "best_val_top1": best_top1, "history": history})
+        with _saving(out, epoch):
+            if val_top1 > best_top1:
+                best_top1 = val_top1
+                save_checkpoint(out / "best", model, contract, extra={**record, "epoch": epoch + 1, "val_top1": val_top1})
+            save_state(out / "last.pt", model=model, optimizer=optimizer, gen=gen, info={
+                "config": model.cfg.to_dict(), "contract": contract.to_dict(), "epoch": epoch, "step": step,
+                "best_top1": best_top1, "history": history, "options": dataclasses.asdict(opts)})
+            write_json_atomic(out / "train_log.json", {**record, "best_val_top1": best_top1, "history": history})
     return TrainResult(out / "best", best_top1, out / "last.pt", history)
+
+
+def writable_folder(out_dir: str | os.PathLike) -> Path:
+    """The output folder, made if missing and checked writable before any work starts."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise LvtEdgeError(f"--out {out} is a file, not a folder; choose a folder for the training outputs")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as e:
+        raise LvtEdgeError(f"cannot write into --out {out} ({e.strerror or e}); choose a writable folder") from e
+    return out
+
+
+@contextlib.contextmanager
+def _saving(out: Path, epoch: int):
+    """Writes of one epoch's outputs; a failure (a full disk) says what is still intact. Every
+    write is atomic, so last.pt is always the last complete epoch's state."""
+    try:
+        yield
+    except (LvtEdgeError, OSError) as e:
+        if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise
+        last = out / "last.pt"
+        kept = (f"{last} still holds the state after epoch {epoch} (the previous one): free some space and "
+                f"continue with --resume {last}") if last.is_file() and epoch > 0 else "no epoch was saved yet"
+        raise LvtEdgeError(f"saving epoch {epoch + 1} into {out} failed: {e}; {kept}") from e
 
 
 def lr_at(step: int, total: int, warmup: int, base: float) -> float:

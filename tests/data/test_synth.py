@@ -77,3 +77,79 @@ def test_clips_cli_synth_and_info(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "11 clips, 11 labels" in out and "content hash: " + open_clipset(tmp_path / "s").content_hash in out
     assert main(["clips", "info", str(tmp_path / "nothing")]) == 1
+
+
+def test_bad_arguments_are_named_before_anything_is_written(tmp_path):
+    for kw, why in ((dict(num=0), "--num must be a whole number >= 1"), (dict(seed=-1), "--seed must be"),
+                    (dict(frames=1), "--frames must be"), (dict(size=8), "--size must be"),
+                    (dict(frames=100000, size=1024), "GB")):
+        args = dict(split="train", num=2, seed=0, progress=False) | kw
+        with pytest.raises(LvtEdgeError, match=why):
+            synth.generate(tmp_path / "s", **args)
+    assert list(tmp_path.iterdir()) == []
+    from lvt_edge.cli import main
+
+    assert main(["clips", "synth", "--out", str(tmp_path / "s"), "--split", "val", "--num", "3", "--seed", "-2"]) == 1
+    assert main(["clips", "info", str(tmp_path), "--seed", "-1"]) == 1
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_temporary_folders_are_unique_and_a_finished_twin_is_reused(tmp_path, monkeypatch):
+    """Two runs into one folder: each writes its own temporary folder; the one that finishes
+    second finds the first's complete, identical set and keeps it."""
+    kw = dict(split="val", num=3, seed=5, frames=4, size=32, progress=False)
+    out = tmp_path / "s"
+    real = synth.write_video
+    seen = []
+
+    def write_and_race(path, frames):
+        tmp = path.parent.parent
+        seen.append(tmp)
+        if len(seen) == 1:  # meanwhile another run starts, and finishes, into the same folder
+            synth.generate(out, **kw)
+            assert tmp.exists() and seen[1] != tmp
+        real(path, frames)
+
+    monkeypatch.setattr(synth, "write_video", write_and_race)
+    first_done = synth.generate(out, **kw)
+    assert first_done == out / "manifest.csv" and len(open_clipset(first_done)) == 3
+    assert all(not p.exists() for p in seen)  # no temporary folder left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+    monkeypatch.setattr(synth, "write_video", real)
+    assert synth.generate(out, **kw) == out / "manifest.csv"  # same arguments again: reused
+    with pytest.raises(LvtEdgeError, match="not empty"):
+        synth.generate(out, **(kw | {"seed": 6}))
+
+
+def test_a_different_set_finished_first_is_an_error(tmp_path, monkeypatch):
+    out = tmp_path / "s"
+    real = synth.write_video
+    raced = []
+
+    def write_and_race(path, frames):
+        if not raced:
+            raced.append(path)
+            synth.generate(out, split="val", num=2, seed=9, frames=4, size=32, progress=False)
+        real(path, frames)
+
+    monkeypatch.setattr(synth, "write_video", write_and_race)
+    with pytest.raises(LvtEdgeError, match="not empty"):
+        synth.generate(out, split="val", num=3, seed=5, frames=4, size=32, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s"]
+    assert len(open_clipset(out)) == 2
+
+
+def test_stale_temporary_folders_of_ours_are_swept(tmp_path):
+    import os
+    import time
+
+    old, fresh, foreign = tmp_path / ".x.partial-1", tmp_path / ".y.partial-2", tmp_path / ".z.partial-3"
+    for d in (old, fresh, foreign):
+        (d / "left").mkdir(parents=True)
+    for d in (old, fresh):
+        (d / synth.PARTIAL_MARK).touch()
+    long_ago = time.time() - 2 * 24 * 3600
+    for p in (old, old / "left", old / synth.PARTIAL_MARK, foreign, foreign / "left"):
+        os.utime(p, (long_ago, long_ago))
+    synth.generate(tmp_path / "s", split="val", num=1, seed=0, frames=4, size=32, progress=False)
+    assert not old.exists() and fresh.exists() and foreign.exists()

@@ -96,3 +96,17 @@ def test_a_looped_file_keeps_time_going(tmp_path):
     src = open_source(str(path), SourceOptions(pace=0))
     src.open()
     assert sum(1 for _ in iter(src.read, None)) == 5 and src.ended
+
+
+def test_a_file_whose_name_is_not_utf8_plays(tmp_path):
+    import os
+
+    from lvt_edge.data.synth import write_video
+
+    write_video(tmp_path / "a.avi", np.zeros((5, 32, 32, 3), np.uint8))
+    name = os.path.join(os.fsencode(tmp_path), b"clip\xff.avi")
+    os.rename(os.fsencode(tmp_path / "a.avi"), name)
+    src = open_source(os.fsdecode(name), SourceOptions(pace=0))  # OpenCV alone segfaults on it
+    src.open()
+    assert sum(1 for _ in iter(src.read, None)) == 5
+    src.close()

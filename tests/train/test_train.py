@@ -167,3 +167,95 @@ def test_frame_interval_is_asked_for_when_the_clips_do_not_tell(tmp_path):
     result = train(tmp_path / "frames", tmp_path / "frames", tmp_path / "run",
                    TrainOptions(epochs=1, frame_interval=0.25, **OPTS), progress=False)
     assert load_checkpoint(result.best).contract.frame_interval == 0.25
+
+
+BAD_OPTIONS = [
+    (dict(epochs=0), "--epochs must be a whole number >= 1"),
+    (dict(epochs=-3), "--epochs"),
+    (dict(batch_size=0), "--batch-size"),
+    (dict(batch_size=-1), "--batch-size"),
+    (dict(lr=float("nan")), "--lr must be a number > 0"),
+    (dict(lr=0.0), "--lr"),
+    (dict(weight_decay=-0.1), "--weight-decay"),
+    (dict(weight_decay=float("inf")), "--weight-decay"),
+    (dict(warmup_epochs=float("nan")), "--warmup-epochs"),
+    (dict(label_smoothing=1.0), r"--label-smoothing must be a number >= 0 and < 1"),
+    (dict(label_smoothing=-0.1), "--label-smoothing"),
+    (dict(train_size=0), "--train-size"),
+    (dict(val_size=-5), "--val-size"),
+    (dict(max_bad_fraction=1.5), "--max-bad-fraction"),
+    (dict(frame_interval=0.0), "--frame-interval"),
+    (dict(seed=-1), "--seed"),
+]
+
+
+@pytest.mark.parametrize("bad,why", BAD_OPTIONS, ids=[next(iter(b)) + "=" + str(next(iter(b.values()))) for b, _ in BAD_OPTIONS])
+def test_bad_options_are_refused_before_any_clip_is_read(tmp_path, monkeypatch, bad, why):
+    import lvt_edge.training.trainer as trainer
+
+    def never(*a, **k):
+        raise AssertionError("clips were read before the options were checked")
+
+    monkeypatch.setattr(trainer, "open_clipset", never)
+    monkeypatch.setattr(trainer, "decode_clips", never)
+    with pytest.raises(LvtEdgeError, match=why):
+        train(tmp_path / "data", tmp_path / "val", tmp_path / "run", TrainOptions(**(OPTS | bad)), progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_train_cli_refuses_zero_epochs_without_claiming_a_checkpoint(sets, tmp_path, capsys):
+    from lvt_edge.cli import main
+
+    train_dir, val_dir = sets
+    assert main(["train", "--model", "lvt-test", "--data", str(train_dir), "--val", str(val_dir), "--epochs", "0",
+                 "--out", str(tmp_path / "cli"), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "--epochs must be" in captured.err and "best val top-1" not in captured.out
+    assert not (tmp_path / "cli").exists()
+
+
+def test_output_folder_must_be_a_writable_folder(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    import lvt_edge.training.trainer as trainer
+
+    monkeypatch.setattr(trainer, "open_clipset", lambda *a, **k: pytest.fail("clips read before --out was checked"))
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(LvtEdgeError, match="is a file, not a folder"):
+        train(tmp_path, tmp_path, tmp_path / "file", TrainOptions(**OPTS), progress=False)
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    with pytest.raises(LvtEdgeError, match="cannot write into --out .*Read-only file system"):
+        train(tmp_path, tmp_path, tmp_path / "run", TrainOptions(**OPTS), progress=False)
+
+
+def test_a_full_disk_keeps_the_last_resumable_state(sets, tmp_path, monkeypatch):
+    import errno
+
+    import lvt_edge.training.state as state_module
+    from lvt_edge.training.state import load_state
+
+    train_dir, val_dir = sets
+    real_save, calls = torch.save, []
+
+    def save_until_the_disk_fills(obj, f, *a, **k):
+        calls.append(f)
+        if len(calls) == 2:  # epoch 2's state: half written, then ENOSPC
+            with open(f, "wb") as fh:
+                fh.write(b"\0" * 100)
+            raise OSError(errno.ENOSPC, "No space left on device", str(f))
+        return real_save(obj, f, *a, **k)
+
+    monkeypatch.setattr(state_module.torch, "save", save_until_the_disk_fills)
+    run = tmp_path / "run"
+    with pytest.raises(LvtEdgeError, match=r"saving epoch 2 .*still holds the state after epoch 1.*--resume .*last\.pt"):
+        train(train_dir, val_dir, run, TrainOptions(epochs=3, **OPTS), progress=False)
+    monkeypatch.setattr(state_module.torch, "save", real_save)
+    assert load_state(run / "last.pt")["info"]["epoch"] == 0  # epoch 1's state, intact
+    assert sorted(p.name for p in run.iterdir() if p.name.endswith(".tmp")) == []
+    resumed = train(train_dir, val_dir, run, TrainOptions(epochs=2, **OPTS), resume=run / "last.pt", progress=False)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
