@@ -4,11 +4,16 @@ modelopt's `quantize()` patches onnxruntime's calibrators for the rest of the pr
 `lvt_edge.build.quantize` starts this module with `python -m` and one JSON job file:
 {"onnx", "output", "calibration" (.npy of preprocessed clips), "input", "method",
 "op_types", "exclude", "batch"}.
+
+The parent starts it in its own process group with PR_SET_PDEATHSIG; the worker also exits
+at once if its parent is already gone (it died before the death signal was armed).
+LVT_EDGE_WORKER_PIDFILE, when set, gets the worker's pid appended (tests check for orphans).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 
@@ -16,7 +21,16 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m lvt_edge.build._modelopt_worker JOB.json", file=sys.stderr)
         return 2
-    job = json.loads(open(argv[0]).read())
+    parent = os.environ.get("LVT_EDGE_PARENT_PID")
+    if parent and os.getppid() != int(parent):
+        print("lvt_edge modelopt worker: the build that started it is gone; exiting", file=sys.stderr)
+        return 3
+    pidfile = os.environ.get("LVT_EDGE_WORKER_PIDFILE")
+    if pidfile:
+        with open(pidfile, "a") as f:
+            f.write(f"{os.getpid()}\n")
+    with open(argv[0]) as f:
+        job = json.load(f)
 
     import numpy as np
     from modelopt.onnx.quantization import quantize

@@ -19,7 +19,7 @@ from lvt_edge.build.cache import CalibrationCache, calibration_key
 from lvt_edge.build.graph import load_lvt_onnx
 from lvt_edge.build.targets import DEFAULT_BATCH, check_request, parse_batch, resolve_target
 from lvt_edge.errors import LvtEdgeError
-from lvt_edge.io import atomic_path, sha256_file
+from lvt_edge.io import sha256_file
 
 CALIBRATED = ("fp16", "int8")
 
@@ -75,12 +75,14 @@ def build_bundle(
 ) -> dict[str, Any]:
     """Build `precisions` into WORKDIR and return the updated bundle.json data.
 
-    calib: clip set to calibrate on (None: a generated synthetic set). eval_clips: held-out
-    clip set for verification (None: synthetic test clips, or the clips of `calib` that
-    calibration did not use); eval_size 0 skips verification. op_types: op types INT8
-    quantizes (None: the measured default). exclude: node-name regexes kept in float.
+    calib: clip set to calibrate on, any labels (None: a generated synthetic set). eval_clips:
+    held-out clip set for verification (None: synthetic test clips, or the clips of `calib` that
+    calibration did not use); eval_size 0 skips verification, and clips not labelled like the
+    model skip the accuracy check. op_types: op types INT8 quantizes (None: the measured
+    default). exclude: node-name regexes kept in float. The whole build holds WORKDIR's lock.
     """
-    from lvt_edge.build.quantize import DEFAULT_OP_TYPES
+    from lvt_edge.build.quantize import DEFAULT_OP_TYPES, METHODS
+    from lvt_edge.export.pipeline import workdir_lock
 
     log = log or (lambda msg: print(f"lvt-edge build: {msg}", file=sys.stderr))
     precisions = parse_precisions(precisions)
@@ -88,7 +90,56 @@ def build_bundle(
     batch = parse_batch(batch)
     check_request(tgt, precisions, plugin=plugin, no_plugin=no_plugin,
                   batch=None if batch == DEFAULT_BATCH else batch)
+    _check_arguments(calib=calib, calib_size=calib_size, eval_clips=eval_clips, eval_size=eval_size,
+                     latency_rounds=latency_rounds, method=method, methods=METHODS, op_types=op_types,
+                     exclude=exclude)
+    settings = {"method": method, "op_types": list(op_types or DEFAULT_OP_TYPES), "exclude": list(exclude)}
     workdir = Path(workdir)
+    with workdir_lock(workdir, log=log):
+        _sweep(workdir, log)
+        return _build_locked(workdir, precisions, tgt, calib, calib_size, settings, plugin, no_plugin, batch,
+                             force, eval_clips, eval_size, latency_rounds, progress, log)
+
+
+def _check_arguments(*, calib, calib_size, eval_clips, eval_size, latency_rounds, method, methods, op_types,
+                     exclude) -> None:
+    """Everything about the request that can be checked before exporting, decoding or calibrating."""
+    from lvt_edge.build.graph import check_exclude
+
+    C.check_count("--calib-size", calib_size, minimum=1, optional=True)
+    C.check_count("--eval-size", eval_size, minimum=0)
+    C.check_count("latency_rounds", latency_rounds, minimum=0)
+    if method not in methods:
+        raise LvtEdgeError(f"unknown calibration method {method!r}; choose one of {', '.join(methods)}")
+    if op_types is not None and (not op_types or not all(isinstance(o, str) and o.strip() for o in op_types)):
+        raise LvtEdgeError(f"--op-types {op_types!r}: give one or more ONNX op types, e.g. MatMul,Gemm")
+    check_exclude(exclude)
+    for flag, path in (("--calib", calib), ("--eval", eval_clips)):
+        if path is not None and not Path(path).exists():
+            raise LvtEdgeError(f"clip set {path} not found ({flag}); pass a folder per class or a manifest "
+                               "(.csv/.jsonl), or make one with `lvt-edge clips synth`")
+
+
+def _sweep(workdir: Path, log) -> None:
+    from lvt_edge.build.cache import CACHE_TEMPORARIES, cache_root
+    from lvt_edge.build.quantize import TEMP_PREFIX
+    from lvt_edge.export.pipeline import EXPORT_TEMPORARIES, sweep_stale
+
+    sweep_stale(workdir, (*EXPORT_TEMPORARIES, ".model.*.engine.*.tmp", TEMP_PREFIX + "*"), log=log)
+    sweep_stale(cache_root(workdir), CACHE_TEMPORARIES, log=log)
+
+
+def _update_bundle(workdir: Path, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Read bundle.json, apply `change`, write it back (under the work folder's lock)."""
+    data = B.read_bundle(workdir)
+    change(data)
+    B.write_bundle(workdir, data)
+    return data
+
+
+def _build_locked(workdir, precisions, tgt, calib, calib_size, settings, plugin, no_plugin, batch, force,
+                  eval_clips, eval_size, latency_rounds, progress, log) -> dict[str, Any]:
+    calib_set = C.open_calibration_set(calib) if calib is not None else None
     fp32_path = ensure_exported(workdir, log)
     data = B.read_bundle(workdir)
     contract = B.bundle_contract(data)
@@ -98,51 +149,42 @@ def build_bundle(
     if recorded and recorded != model_sha:
         raise LvtEdgeError(f"{fp32_path} changed since it was exported (sha256 differs from {B.BUNDLE_JSON}); "
                            f"re-run `lvt-edge export -o {workdir}`")
-    settings = {"method": method, "op_types": list(op_types or DEFAULT_OP_TYPES), "exclude": list(exclude)}
 
-    calib_set, subset = None, None
+    subset = None
     if any(p in CALIBRATED for p in precisions):
-        calib_set = (C.open_calibration_set(calib, contract) if calib is not None else
-                     C.synthetic_clipset(workdir, split="calib", num=calib_size or C.DEFAULT_CALIB_SIZE,
-                                         seed=C.CALIB_SEED, contract=contract, progress=progress))
+        if calib_set is None:
+            calib_set = C.synthetic_clipset(workdir, split="calib", num=calib_size or C.DEFAULT_CALIB_SIZE,
+                                            seed=C.CALIB_SEED, progress=progress)
         subset = C.calibration_subset(calib_set, calib_size)
     loaded: dict[str, np.ndarray] = {}
 
     def calibration_clips() -> np.ndarray:
         if "clips" not in loaded:
-            from lvt_edge.data import load_clips
-
-            loaded["clips"] = load_clips(subset, contract, progress=progress).clips
+            loaded["clips"] = C.load_pixels(subset, contract, progress=progress).clips
         return loaded["clips"]
 
-    cache = CalibrationCache(workdir)
+    cache = CalibrationCache(workdir, log=log)
     for p in precisions:
         if p in CALIBRATED:
-            entry = _calibrated_variant(p, workdir, fp32_path, model_sha, subset, settings, cache, force,
-                                        calibration_clips, log, progress)
-            old = data["variants"].get(p) or {}
-            if old.get("tensorrt") and old.get("sha256") != entry["sha256"]:
-                log(f"dropping the old {p} TensorRT engine record: it was built from another ONNX")
-            elif old.get("tensorrt"):
-                entry["tensorrt"] = old["tensorrt"]
-            entry["calibration"]["source"] = "synthetic" if calib is None else "clipset"
-            data["variants"][p] = entry
-            B.write_bundle(workdir, data)
+            _calibrated_variant(p, workdir, fp32_path, model_sha, subset, settings, cache, force,
+                                calibration_clips, "synthetic" if calib is None else "clipset", log, progress)
 
     if tgt.name == "tensorrt":
-        _build_engines(workdir, data, precisions, contract, plugin, no_plugin, batch, log)
+        _build_engines(workdir, precisions, contract, plugin, no_plugin, batch, log)
 
-    eval_set = _eval_set(workdir, calib, calib_set, subset, eval_clips, eval_size, contract, progress)
+    eval_set = _eval_set(workdir, calib, calib_set, subset, eval_clips, eval_size, progress)
     if eval_set is not None:
-        _verify(workdir, data, precisions, eval_set, contract, latency_rounds, progress, log)
-        B.write_bundle(workdir, data)
-    return data
+        _verify(workdir, precisions, eval_set, contract, latency_rounds, progress, log)
+    return B.read_bundle(workdir)
 
 
 def _calibrated_variant(p, workdir, fp32_path, model_sha, subset, settings, cache, force,
-                        calibration_clips, log, progress) -> dict[str, Any]:
+                        calibration_clips, source, log, progress) -> dict[str, Any]:
+    """Calibrate (or take from the cache) precision `p`, then commit its ONNX and its bundle.json
+    entry together."""
     from lvt_edge.build.fp16 import fp16_onnx_from_onnx
     from lvt_edge.build.quantize import modelopt_version, qdq_onnx_from_onnx
+    from lvt_edge.export.pipeline import commit, temp_beside
 
     key_settings = dict(settings, clips=len(subset))
     if p == "int8":
@@ -151,84 +193,112 @@ def _calibrated_variant(p, workdir, fp32_path, model_sha, subset, settings, cach
     dst = workdir / B.onnx_name(p)
     hit = None if force else cache.get(p, key)
     t0 = time.perf_counter()
-    if hit is not None:
-        log(f"{p}: reusing cached calibration {key} (same model, clips and settings; --force redoes it)")
-        with atomic_path(dst) as tmp:
+    with temp_beside(dst) as tmp:
+        if hit is not None:
+            log(f"{p}: reusing cached calibration {key} (same model, clips and settings; --force redoes it)")
             shutil.copyfile(hit.onnx, tmp)
-        meta = hit.meta
-        info, build_time = meta["info"], meta["build_time_s"]
-    else:
-        log(f"{p}: calibrating on {len(subset)} clips (key {key})")
-        if p == "int8":
-            info = qdq_onnx_from_onnx(fp32_path, dst, calibration_clips(), method=settings["method"],
-                                      op_types=settings["op_types"], exclude=settings["exclude"])
+            meta = hit.meta
+            info, build_time = meta["info"], meta["build_time_s"]
         else:
-            info = fp16_onnx_from_onnx(fp32_path, dst, calibration_clips(), exclude=settings["exclude"],
-                                       progress=progress)
-        build_time = round(time.perf_counter() - t0, 2)
-        cache.put(p, key, dst, {"info": info, "build_time_s": build_time})
-    return {
-        "precision": p,
-        "onnx": dst.name,
-        "sha256": sha256_file(dst),
-        "size_bytes": dst.stat().st_size,
-        "build_time_s": build_time,
-        "calibration": {"key": key, "reused": hit is not None, "clipset": C.describe(subset)},
-        "quantization" if p == "int8" else "conversion": info,
-        "verification": None,
-    }
+            log(f"{p}: calibrating on {len(subset)} clips (key {key})")
+            if p == "int8":
+                info = qdq_onnx_from_onnx(fp32_path, tmp, calibration_clips(), method=settings["method"],
+                                          op_types=settings["op_types"], exclude=settings["exclude"])
+            else:
+                info = fp16_onnx_from_onnx(fp32_path, tmp, calibration_clips(), exclude=settings["exclude"],
+                                           progress=progress)
+            build_time = round(time.perf_counter() - t0, 2)
+            cache.put(p, key, tmp, {"info": info, "build_time_s": build_time})
+        entry = {
+            "precision": p,
+            "onnx": dst.name,
+            "sha256": sha256_file(tmp),
+            "size_bytes": tmp.stat().st_size,
+            "build_time_s": build_time,
+            "fp32_sha256": model_sha,
+            "calibration": {"key": key, "reused": hit is not None, "clipset": C.describe(subset), "source": source},
+            "quantization" if p == "int8" else "conversion": info,
+            "verification": None,
+        }
+
+        def record(data: dict[str, Any]) -> None:
+            old = data["variants"].get(p) or {}
+            if old.get("tensorrt") and old.get("sha256") != entry["sha256"]:
+                log(f"dropping the old {p} TensorRT engine record: it was built from another ONNX")
+            elif old.get("tensorrt"):
+                entry["tensorrt"] = old["tensorrt"]
+            data["variants"][p] = entry
+
+        commit([(tmp, dst)], lambda: _update_bundle(workdir, record))
+    return entry
 
 
-def _build_engines(workdir, data, precisions, contract, plugin, no_plugin, batch, log) -> None:
+def _build_engines(workdir, precisions, contract, plugin, no_plugin, batch, log) -> None:
     from lvt_edge.build.tensorrt import engine_from_onnx
 
     for p in precisions:
-        entry = B.variant(data, p, workdir)
+        entry = B.variant(B.read_bundle(workdir), p, workdir)
         log(f"{p}: building the TensorRT engine")
-        entry["tensorrt"] = engine_from_onnx(workdir / entry["onnx"], workdir / B.engine_name(p), contract,
-                                             workdir=workdir, plugin=plugin, use_plugin=not no_plugin, batch=batch)
-        B.write_bundle(workdir, data)
+        engine = engine_from_onnx(workdir / entry["onnx"], workdir / B.engine_name(p), contract,
+                                  workdir=workdir, plugin=plugin, use_plugin=not no_plugin, batch=batch)
+        _update_bundle(workdir, lambda data, p=p, engine=engine: data["variants"][p].update(tensorrt=engine))
 
 
-def _eval_set(workdir, calib, calib_set, subset, eval_clips, eval_size, contract, progress):
+def _eval_set(workdir, calib, calib_set, subset, eval_clips, eval_size, progress):
     if eval_size <= 0:
         return None
     if eval_clips is not None:
-        return C.open_calibration_set(eval_clips, contract).subset(eval_size, C.CALIB_SEED)
+        return C.open_calibration_set(eval_clips).subset(eval_size, C.CALIB_SEED)
     if calib is None:
-        return C.synthetic_clipset(workdir, split="test", num=eval_size, seed=C.EVAL_SEED,
-                                   contract=contract, progress=progress)
-    rest = C.held_out(calib_set, subset, eval_size) if calib_set is not None else None
+        return C.synthetic_clipset(workdir, split="test", num=eval_size, seed=C.EVAL_SEED, progress=progress)
+    if calib_set is None:
+        calib_set = C.open_calibration_set(calib)
+    rest = C.held_out(calib_set, subset, eval_size) if subset is not None else calib_set.subset(eval_size, C.CALIB_SEED)
     if rest is None:
         warnings.warn("every clip of the calibration set was used for calibration, so none is left to "
-                      "verify on; pass held-out clips with --eval CLIPSET", C.CalibrationWarning, stacklevel=3)
+                      "verify on; pass held-out clips with --eval CLIPSET", C.CalibrationWarning, stacklevel=4)
     return rest
 
 
-def _verify(workdir, data, precisions, eval_set, contract, latency_rounds, progress, log) -> None:
-    from lvt_edge.build.verify import latency_side_by_side, top1, verification
-    from lvt_edge.data import load_clips
+def _verify(workdir, precisions, eval_set, contract, latency_rounds, progress, log) -> None:
+    from lvt_edge.build.verify import accuracy_skipped, latency_side_by_side, top1, verification
 
-    held = load_clips(eval_set, contract, progress=progress)
     info = C.describe(eval_set)
     order = ["fp32", *(p for p in precisions if p != "fp32")]
-    ref_acc = ref_pred = None
-    for p in order:
-        acc, pred = top1(workdir, p, held.clips, held.labels, progress=progress)
-        if p == "fp32":
-            ref_acc, ref_pred = acc, pred
-        rec = verification(p, acc, pred, ref_acc, ref_pred, info)
-        if rec.get("within_tolerance") is False:
-            log(f"WARNING: {p} top-1 is {rec['drop_pt']:.2f} points below fp32 on {len(held)} held-out clips "
-                f"(tolerance {rec['tolerance_pt']}); calibrate on more or more typical clips, or --exclude "
-                "the sensitive nodes")
-        # fp32 keeps the export's own check (PyTorch vs ONNX) under "verification".
-        data["variants"][p]["heldout"] = rec
-        if p != "fp32":
-            data["variants"][p]["verification"] = rec
+    records: dict[str, dict[str, Any]] = {}
+    if C.labels_match(eval_set, contract):
+        from lvt_edge.data import load_clips
+
+        held = load_clips(eval_set, contract, progress=progress)
+        ref_acc = ref_pred = None
+        for p in order:
+            acc, pred = top1(workdir, p, held.clips, held.labels, progress=progress)
+            if p == "fp32":
+                ref_acc, ref_pred = acc, pred
+            rec = verification(p, acc, pred, ref_acc, ref_pred, info)
+            if rec.get("within_tolerance") is False:
+                log(f"WARNING: {p} top-1 is {rec['drop_pt']:.2f} points below fp32 on {len(held)} held-out clips "
+                    f"(tolerance {rec['tolerance_pt']}); calibrate on more or more typical clips, or --exclude "
+                    "the sensitive nodes")
+            records[p] = rec
+    else:
+        held = C.load_pixels(eval_set, contract, progress=progress)
+        why = (f"the held-out clips ({eval_set.root}) are labelled {', '.join(sorted({c.label for c in eval_set.clips})[:6])}"
+               f"{', ...' if len({c.label for c in eval_set.clips}) > 6 else ''}, which are not all the model's labels")
+        log(f"note: {why}; skipping the accuracy check (latency is still measured). Pass clips labelled like the "
+            "model with --eval CLIPSET to check top-1")
+        records = {p: accuracy_skipped(info, why) for p in order}
     if latency_rounds > 0:
         lat = latency_side_by_side(workdir, order, held.clips[0], rounds=latency_rounds)
         for p, ms in lat.items():
-            data["variants"][p]["heldout"].update(
-                latency_ms_b1=round(ms, 3), speedup_vs_fp32=round(lat["fp32"] / ms, 3),
-                latency_rounds=latency_rounds)
+            records[p].update(latency_ms_b1=round(ms, 3), speedup_vs_fp32=round(lat["fp32"] / ms, 3),
+                              latency_rounds=latency_rounds)
+
+    def record(data: dict[str, Any]) -> None:
+        for p, rec in records.items():
+            # fp32 keeps the export's own check (PyTorch vs ONNX) under "verification".
+            data["variants"][p]["heldout"] = rec
+            if p != "fp32":
+                data["variants"][p]["verification"] = rec
+
+    _update_bundle(workdir, record)

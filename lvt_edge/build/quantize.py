@@ -1,15 +1,19 @@
 """fp32 ONNX -> INT8 ONNX with explicit Q/DQ nodes (nvidia-modelopt post-training quantization).
 
 modelopt runs in a child process (`_modelopt_worker`) because its `quantize()` patches
-onnxruntime for the rest of the process it runs in. The fused FFLA nodes stay float; the
+onnxruntime for the rest of the process it runs in. The child lives in its own process group
+and dies with its parent: killed on any exception or KeyboardInterrupt here, and by the kernel
+(PR_SET_PDEATHSIG) when the parent is killed outright. The fused FFLA nodes stay float; the
 result is checked for Q/DQ nodes and intact fused nodes before it is moved into place.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +34,8 @@ METHODS = ("entropy", "max")
 # nothing from int8 there and pay for the extra Q/DQ pairs.
 DEFAULT_OP_TYPES = ("MatMul", "Gemm")
 CALIBRATION_BATCH = 8
+# Temporary folder of one quantization, next to its output (swept by the build when stale).
+TEMP_PREFIX = ".int8-"
 
 
 def modelopt_version() -> str:
@@ -63,7 +69,7 @@ def qdq_onnx_from_onnx(
     version = modelopt_version()
     source = onnx.load(str(src))
     dst = Path(dst)
-    with tempfile.TemporaryDirectory(prefix=".int8-", dir=dst.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=dst.parent) as tmp:
         tmp = Path(tmp)
         np.save(tmp / "calib.npy", np.ascontiguousarray(clips, np.float32))
         # modelopt rewrites the file it is given (names, shapes): hand it a copy.
@@ -112,13 +118,36 @@ def _worker_env() -> dict[str, str]:
     root = str(Path(__file__).resolve().parents[2])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    env["LVT_EDGE_PARENT_PID"] = str(os.getpid())
     return env
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: on Linux, have the kernel SIGKILL the worker when its parent dies."""
+    if sys.platform.startswith("linux"):
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
 def _run_worker(job: Path, log: Path) -> None:
     cmd = [sys.executable, "-m", "lvt_edge.build._modelopt_worker", str(job)]
     with open(log, "w") as f:
-        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=_worker_env())
-    if proc.returncode != 0:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=_worker_env(),
+                                start_new_session=True, preexec_fn=_die_with_parent)
+        try:
+            returncode = proc.wait()
+        except BaseException:
+            _kill_group(proc)
+            raise
+    if returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise LvtEdgeError(f"INT8 quantization failed (modelopt exit code {proc.returncode}):\n{tail}")
+        raise LvtEdgeError(f"INT8 quantization failed (modelopt exit code {returncode}):\n{tail}")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kill the worker and anything it started, and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()

@@ -44,6 +44,11 @@ def verification(precision: str, acc: float, pred: np.ndarray, ref_acc: float | 
     return out
 
 
+def accuracy_skipped(clipset_info: dict[str, Any], why: str) -> dict[str, Any]:
+    """The verification record of held-out clips that could not check top-1 (labels not the model's)."""
+    return {"backend": "onnxruntime-cpu", "clipset": clipset_info, "accuracy_skipped": why}
+
+
 def latency_side_by_side(workdir: str | os.PathLike, precisions: Sequence[str], clip: np.ndarray, *,
                          rounds: int = 30, warmup: int = 3, threads: int | None = None) -> dict[str, float]:
     """Median batch-1 latency (ms) per precision on ONNX Runtime CPU, rounds interleaved."""

@@ -79,6 +79,10 @@ def summary_table(data: dict[str, Any]) -> str:
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
     clips = next((v["heldout"]["clipset"]["clips"] for v in data["variants"].values() if v.get("heldout")), None)
-    if clips:
+    skipped = next((v["heldout"]["accuracy_skipped"] for v in data["variants"].values()
+                    if (v.get("heldout") or {}).get("accuracy_skipped")), None)
+    if skipped:
+        lines.append(f"top-1 not checked: {skipped}; pass clips labelled like the model with --eval")
+    elif clips:
         lines.append(f"top-1 on {clips} held-out clips; latency: ONNX Runtime CPU, batch 1, median of interleaved runs")
     return "\n".join(lines)

@@ -16,6 +16,9 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="graph simplifier (default: onnxslim, which keeps MatMul for quantization)")
     p.add_argument("--no-fuse", dest="fuse", action="store_false",
                    help="plain ONNX ops only, no lvt_edge::FFLinearAttention nodes (for tools without local functions)")
+    p.add_argument("--infer-architecture", action="store_true",
+                   help="official checkpoints: build the network the weights describe where it differs from "
+                        "the model config (default: refuse, naming each difference)")
     p.add_argument("--opset", type=int, default=20, help="ONNX opset, >= 19 (default: 20)")
     p.add_argument("--verify-clips", dest="verify_clips", default=None, metavar="CLIPSET",
                    help="also verify ONNX Runtime against PyTorch on the clips of this clip set")
@@ -28,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from lvt_edge.export import onnx_from_checkpoint
 
     path = onnx_from_checkpoint(args.checkpoint, args.workdir, simplifier=args.simplifier, fuse=args.fuse,
-                                opset=args.opset, verify_clipset=args.verify_clips)
+                                opset=args.opset, verify_clipset=args.verify_clips,
+                                infer_architecture=args.infer_architecture)
     exp = read_bundle(args.workdir)["export"]
     ver = exp["verification"]
     print(f"wrote {path} ({exp['ffla_nodes']} FFLinearAttention nodes, opset {exp['opset']}, "

@@ -1,26 +1,36 @@
-"""`onnx_from_checkpoint`: checkpoint -> verified WORKDIR/model.onnx + WORKDIR/bundle.json."""
+"""`onnx_from_checkpoint`: checkpoint -> verified WORKDIR/model.onnx + WORKDIR/bundle.json.
+
+Also the work folder's rules, which `lvt-edge build` follows too (it sits above export):
+one export or build per folder at a time (`workdir_lock`), files and bundle.json committed
+together or not at all (`commit`), and temporaries of interrupted runs swept (`sweep_stale`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
+import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import onnx
 
 from lvt_edge import __version__
 from lvt_edge.bundle import (
-    DEFAULT_WORKDIR, META_CONFIG, META_CONTRACT, META_LABELS, META_OPSET, META_PRECISION,
-    META_SOURCE_SHA256, META_VERSION,
-    new_bundle, onnx_name, write_bundle,
+    BUNDLE_JSON, DEFAULT_WORKDIR, META_CONFIG, META_CONTRACT, META_LABELS, META_OPSET, META_PRECISION,
+    META_SOURCE_SHA256, META_VERSION, PRECISIONS,
+    engine_name, has_bundle, new_bundle, onnx_name, read_bundle, write_bundle,
 )
 from lvt_edge.errors import LvtEdgeError
-from lvt_edge.io import atomic_path, sha256_file
+from lvt_edge.io import sha256_file
 from lvt_edge.export.node import DOMAIN, OP_TYPE, PLUGIN_VERSION
 from lvt_edge.export.simplify import SIMPLIFIERS, simplified_onnx
-from lvt_edge.export.torch_export import count_ffla_functions, count_ffla_nodes, onnx_from_model
+from lvt_edge.export.torch_export import MIN_OPSET, count_ffla_functions, count_ffla_nodes, onnx_from_model
 from lvt_edge.export.verify import verify_onnx
 
 
@@ -32,60 +42,109 @@ def onnx_from_checkpoint(
     fuse: bool = True,
     opset: int = 20,
     verify_clipset: str | os.PathLike | None = None,
+    log: Callable[[str], None] | None = None,
+    infer_architecture: bool = False,
 ) -> Path:
     """Export, simplify, verify against PyTorch, then write model.onnx and bundle.json.
 
     `checkpoint` None exports the bundled demo model. Nothing is written unless ONNX Runtime
-    matches PyTorch within `lvt_edge.export.verify.ATOL`. Returns the ONNX path.
+    matches PyTorch within `lvt_edge.export.verify.ATOL`. Variants an earlier build made are
+    kept when model.onnx comes out byte-identical, and removed (with a message) when it
+    changed. Returns the ONNX path.
     """
     from lvt_edge.demo import demo_checkpoint
     from lvt_edge.model.checkpoint import load_checkpoint
 
+    log = log or (lambda msg: print(f"lvt-edge export: {msg}", file=sys.stderr))
     if simplifier not in SIMPLIFIERS:
         raise LvtEdgeError(f"unknown simplifier {simplifier!r}; choose one of {', '.join(SIMPLIFIERS)}")
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
+        raise LvtEdgeError(f"opset {opset} is too old or not a whole number: use --opset {MIN_OPSET} or newer "
+                           "(nvidia-modelopt drops the model-local functions of older opsets)")
+    if verify_clipset is not None and not Path(verify_clipset).exists():
+        raise LvtEdgeError(f"clip set {verify_clipset} not found (--verify-clips); pass a folder per class or a "
+                           "manifest, or make one with `lvt-edge clips synth`")
     workdir = Path(workdir)
-    _check_writable(workdir)
-    ckpt = load_checkpoint(checkpoint if checkpoint is not None else demo_checkpoint())
-    real = _load_real_clips(verify_clipset, ckpt.contract) if verify_clipset is not None else None
+    with workdir_lock(workdir, log=log):
+        sweep_stale(workdir, EXPORT_TEMPORARIES, log=log)
+        ckpt = load_checkpoint(checkpoint if checkpoint is not None else demo_checkpoint(),
+                               infer_architecture=infer_architecture)
+        real = _load_real_clips(verify_clipset, ckpt.contract) if verify_clipset is not None else None
 
-    t0 = time.perf_counter()
-    proto = onnx_from_model(ckpt.model, fuse=fuse, opset=opset)
-    _check_fused(proto, ckpt.config, fuse)
-    proto = simplified_onnx(proto, simplifier)
-    _set_metadata(proto, ckpt, opset)
-    onnx.checker.check_model(proto)
-    data = proto.SerializeToString()
-    build_time = time.perf_counter() - t0
-    verification = verify_onnx(ckpt.model, data, real_clips=real,
-                               real_name=str(verify_clipset) if verify_clipset is not None else None)
+        t0 = time.perf_counter()
+        proto = onnx_from_model(ckpt.model, fuse=fuse, opset=opset)
+        _check_fused(proto, ckpt.config, fuse)
+        proto = simplified_onnx(proto, simplifier)
+        _set_metadata(proto, ckpt, opset)
+        onnx.checker.check_model(proto)
+        data = proto.SerializeToString()
+        build_time = time.perf_counter() - t0
+        verification = verify_onnx(ckpt.model, data, real_clips=real,
+                                   real_name=str(verify_clipset) if verify_clipset is not None else None)
 
-    path = workdir / onnx_name("fp32")
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    sha = sha256_file(path)
-    source = {"checkpoint": ckpt.path.name if ckpt.path else None, "sha256": ckpt.sha256,
-              "path": str(ckpt.path.resolve()) if ckpt.path else None}
-    bundle = new_bundle(ckpt.contract, ckpt.config.to_dict(), source)
-    bundle["export"] = {
-        "onnx": path.name, "sha256": sha, "opset": opset, "fused": fuse and count_ffla_nodes(proto) > 0,
-        "ffla_nodes": count_ffla_nodes(proto), "simplifier": simplifier, "export_time_s": round(build_time, 3),
-        "verification": verification, "tool_versions": _tool_versions(),
-    }
-    bundle["variants"]["fp32"] = {
-        "precision": "fp32", "onnx": path.name, "sha256": sha, "size_bytes": path.stat().st_size,
-        "target": "onnxruntime", "build_time_s": round(build_time, 3), "verification": verification,
-    }
-    write_bundle(workdir, bundle)
+        path = workdir / onnx_name("fp32")
+        with temp_beside(path) as tmp:
+            tmp.write_bytes(data)
+            sha = sha256_file(tmp)
+            source = {"checkpoint": ckpt.path.name if ckpt.path else None, "sha256": ckpt.sha256,
+                      "path": str(ckpt.path.resolve()) if ckpt.path else None}
+            bundle = new_bundle(ckpt.contract, ckpt.config.to_dict(), source)
+            bundle["export"] = {
+                "onnx": path.name, "sha256": sha, "opset": opset, "fused": fuse and count_ffla_nodes(proto) > 0,
+                "ffla_nodes": count_ffla_nodes(proto), "simplifier": simplifier,
+                "export_time_s": round(build_time, 3), "verification": verification,
+                "tool_versions": _tool_versions(),
+            }
+            bundle["variants"]["fp32"] = {
+                "precision": "fp32", "onnx": path.name, "sha256": sha, "size_bytes": len(data),
+                "target": "onnxruntime", "build_time_s": round(build_time, 3), "verification": verification,
+            }
+            stale = _carry_over_variants(workdir, bundle, sha, log)
+            commit([(tmp, path)], lambda: write_bundle(workdir, bundle))
+        for name in stale:
+            (workdir / name).unlink(missing_ok=True)
     return path
 
 
-def _check_writable(workdir: Path) -> None:
+def _carry_over_variants(workdir: Path, bundle: dict[str, Any], sha: str, log: Callable[[str], None]) -> list[str]:
+    """Keep the previous bundle's variants that were built from this very model.onnx (same
+    sha256); return the files of the others, to remove once the new bundle.json is in place."""
+    if not has_bundle(workdir):
+        return []
     try:
-        workdir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise LvtEdgeError(f"cannot create output folder {workdir}: {e.strerror}; choose a writable -o folder") from e
-    if not workdir.is_dir() or not os.access(workdir, os.W_OK | os.X_OK):
-        raise LvtEdgeError(f"output folder {workdir} is not writable; choose another -o folder")
+        old = read_bundle(workdir)
+    except LvtEdgeError:
+        return []
+    old_variants = old.get("variants") or {}
+    old_fp32_sha = (old_variants.get("fp32") or {}).get("sha256")
+    kept, dropped, stale = [], [], []
+    for p in PRECISIONS:
+        entry = old_variants.get(p)
+        if not entry:
+            continue
+        built_from = old_fp32_sha if p == "fp32" else entry.get("fp32_sha256", old_fp32_sha)
+        if built_from == sha:
+            if p == "fp32":
+                if entry.get("tensorrt"):
+                    bundle["variants"]["fp32"]["tensorrt"] = entry["tensorrt"]
+            else:
+                bundle["variants"][p] = entry
+                kept.append(p)
+            continue
+        files = [] if p == "fp32" else [entry.get("onnx") or onnx_name(p)]
+        files += [(entry.get("tensorrt") or {}).get("engine") or engine_name(p)]
+        stale += [f for f in files if (workdir / f).exists()]
+        if p != "fp32":
+            dropped.append(p)
+    if kept:
+        log(f"{onnx_name('fp32')} is unchanged (same sha256): kept the {', '.join(kept)} variant(s) "
+            f"already built in {workdir}")
+    if dropped or stale:
+        what = f"the {', '.join(dropped)} variant(s)" if dropped else "the old TensorRT engine"
+        log(f"{onnx_name('fp32')} changed: removed {what} built from the previous export "
+            f"({', '.join(stale) or 'files already gone'}); rebuild with `lvt-edge build {workdir}"
+            f"{' --precision ' + ','.join(dropped) if dropped else ''}`")
+    return stale
 
 
 def _check_fused(proto: onnx.ModelProto, cfg, fuse: bool) -> None:
@@ -132,3 +191,180 @@ def _tool_versions() -> dict[str, Any]:
         except PackageNotFoundError:
             out[pkg] = None
     return out
+
+
+# -- the work folder ------------------------------------------------------------------------
+
+LOCK_FILE = ".lock"
+# How long a second export/build waits for the folder before failing.
+LOCK_TIMEOUT_S = 600.0
+# Temporaries of interrupted runs are swept once this old; a younger one may belong to a
+# run in another folder sharing the name pattern, or to a run of an older lvt_edge.
+STALE_AFTER_S = 24 * 3600.0
+EXPORT_TEMPORARIES = (".model*.onnx.*.tmp", f".{BUNDLE_JSON}.*.tmp")
+_held_locks: dict[str, int] = {}  # per thread: flock excludes other threads' fds too
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: str | os.PathLike, *, log: Callable[[str], None] | None = None,
+                 timeout: float | None = None) -> Iterator[Path]:
+    """Hold WORKDIR/.lock (fcntl.flock) for the block: one export or build per folder at a time.
+
+    A second run says it waits and waits up to `timeout` (LOCK_TIMEOUT_S), then fails with an
+    LvtEdgeError. Re-entrant within a thread (build exports under its own lock). The lock
+    file is removed on release; a waiter that wakes on a removed file tries again.
+    """
+    workdir = _checked_workdir(Path(workdir))
+    path = workdir / LOCK_FILE
+    key = f"{threading.get_ident()}:{path.resolve()}"
+    if _held_locks.get(key):
+        _held_locks[key] += 1
+        try:
+            yield workdir
+        finally:
+            _held_locks[key] -= 1
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking
+        yield workdir
+        return
+    deadline = time.monotonic() + (LOCK_TIMEOUT_S if timeout is None else timeout)
+    said = False
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise LvtEdgeError(f"cannot create the lock file {path}: {e.strerror}; choose a writable folder") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            owner = _lock_owner(path)
+            if time.monotonic() >= deadline:
+                raise LvtEdgeError(
+                    f"{workdir} is still in use by another lvt-edge run{owner} after "
+                    f"{LOCK_TIMEOUT_S if timeout is None else timeout:.0f} s; wait for it to finish, or use "
+                    "another folder") from None
+            if not said and log:
+                log(f"{workdir} is in use by another lvt-edge run{owner}; waiting for it to finish")
+                said = True
+            time.sleep(0.2)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        try:  # the holder may have removed the file between our open and our flock
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        _held_locks[key] = 1
+        yield workdir
+    finally:
+        _held_locks.pop(key, None)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _lock_owner(path: Path) -> str:
+    try:
+        pid = path.read_text().strip()
+    except OSError:
+        return ""
+    return f" (pid {pid})" if pid.isdigit() else ""
+
+
+def _checked_workdir(workdir: Path) -> Path:
+    if workdir.exists() and not workdir.is_dir():
+        raise LvtEdgeError(f"{workdir} is a file, not a folder; pass a folder for the bundle")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise LvtEdgeError(f"cannot create output folder {workdir}: {e.strerror}; choose a writable folder") from e
+    if not os.access(workdir, os.W_OK | os.X_OK):
+        raise LvtEdgeError(f"output folder {workdir} is not writable; choose another folder")
+    return workdir
+
+
+def sweep_stale(folder: str | os.PathLike, patterns: Sequence[str], *, log: Callable[[str], None] | None = None,
+                older_than_s: float = STALE_AFTER_S) -> list[str]:
+    """Remove files and folders under `folder` matching our temporary-name `patterns` and older
+    than `older_than_s`: what a killed run could not clean. Returns their names."""
+    folder = Path(folder)
+    now, removed = time.time(), []
+    for pattern in patterns:
+        for p in folder.glob(pattern):
+            try:
+                if now - p.lstat().st_mtime < older_than_s:
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+            except OSError:
+                continue
+            removed.append(str(p.relative_to(folder)))
+    if removed and log:
+        log(f"removed {len(removed)} temporar{'y' if len(removed) == 1 else 'ies'} left by an interrupted run "
+            f"in {folder}: {', '.join(removed[:5])}{' ...' if len(removed) > 5 else ''}")
+    return removed
+
+
+@contextlib.contextmanager
+def temp_beside(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary file name next to `path` (`.NAME.*.tmp`), removed when the block ends."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise LvtEdgeError(f"cannot write to {path.parent}: {e.strerror}; choose a writable output folder") from e
+    os.close(fd)
+    try:
+        yield Path(tmp)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def commit(moves: Iterable[tuple[Path, Path]], finish: Callable[[], None]) -> None:
+    """Move each (tmp, dst) into place, then call `finish` (it writes bundle.json). If anything
+    fails or is interrupted before `finish` returns, every dst gets its previous content back,
+    so the files and bundle.json always describe each other."""
+    backups: dict[Path, Path] = {}
+    moved: list[Path] = []
+    try:
+        for tmp, dst in moves:
+            if dst.exists():
+                bak = dst.with_name(f".{dst.name}.{os.getpid()}.bak.tmp")
+                try:
+                    os.link(dst, bak)
+                except OSError:
+                    shutil.copy2(dst, bak)
+                backups[dst] = bak
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, dst)
+            moved.append(dst)
+        finish()
+    except BaseException:
+        for dst in reversed(moved):
+            if dst in backups:
+                os.replace(backups.pop(dst), dst)
+            else:
+                dst.unlink(missing_ok=True)
+        raise
+    finally:
+        for bak in backups.values():
+            bak.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
