@@ -22,6 +22,7 @@ bundle.json:
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 from lvt_edge import __version__
 from lvt_edge.contract import ClipContract
 from lvt_edge.errors import LvtEdgeError
-from lvt_edge.io import read_format_json, write_json_atomic
+from lvt_edge.io import dataclass_dict_errors, read_format_json, type_error, write_json_atomic
 
 FORMAT = "lvt_edge.bundle"
 FORMAT_VERSION = 1
@@ -77,11 +78,60 @@ def has_bundle(workdir: str | os.PathLike) -> bool:
 
 
 def read_bundle(workdir: str | os.PathLike) -> dict[str, Any]:
+    """bundle.json of `workdir`, checked against the layout above (fields, types, label count)."""
     path = bundle_path(workdir)
     if not path.is_file():
         raise LvtEdgeError(f"no {BUNDLE_JSON} in {workdir}; run `lvt-edge export -o {workdir}` (or `lvt-edge build {workdir}`) first")
-    return read_format_json(path, FORMAT, FORMAT_VERSION, "an lvt_edge bundle",
+    data = read_format_json(path, FORMAT, FORMAT_VERSION, "an lvt_edge bundle",
                             f"re-run `lvt-edge export -o {workdir}`")
+    problems = bundle_problems(data)
+    if problems:
+        raise LvtEdgeError(
+            f"{path} is damaged or was edited by hand: {'; '.join(problems[:6])}"
+            + (f" (+{len(problems) - 6} more)" if len(problems) > 6 else "")
+            + f". Re-run `lvt-edge export CHECKPOINT -o {workdir}` (it rewrites {BUNDLE_JSON}), "
+            f"then `lvt-edge build {workdir}` for the other precisions"
+        )
+    return data
+
+
+# bundle.json's own fields (the contract's and the variants' come from their own definitions)
+_TOP_FIELDS = {"contract": "dict", "model_config": "dict", "source": "dict", "export": "dict", "variants": "dict"}
+_REQUIRED = ("contract", "variants")
+_VARIANT_FIELDS = {"precision": "str", "onnx": "str", "sha256": "str | None", "size_bytes": "int | None",
+                   "build_time_s": "float | None", "tensorrt": "dict | None"}
+
+
+def bundle_problems(data: dict[str, Any]) -> list[str]:
+    """Every way `data` breaks the bundle.json layout, as "field: why" (empty when sound)."""
+    problems = [f"no {k!r}" for k in _REQUIRED if k not in data]
+    problems += [f"{k} {why}" for k, kind in _TOP_FIELDS.items() if k in data and (why := type_error(data[k], kind))]
+    if problems:
+        return problems
+    contract = data["contract"]
+    problems += dataclass_dict_errors(ClipContract, contract, "contract")
+    if not problems:
+        try:
+            ClipContract.from_dict(contract)
+        except LvtEdgeError as e:
+            problems.append(f"contract: {e}")
+    classes = (data.get("model_config") or {}).get("num_classes")
+    if why := type_error(classes, "int | None"):
+        problems.append(f"model_config.num_classes {why}")
+    elif classes is not None and isinstance(contract.get("labels"), list) and len(contract["labels"]) != classes:
+        problems.append(f"contract.labels has {len(contract['labels'])} labels but model_config.num_classes is {classes}")
+    for p, entry in data["variants"].items():
+        where = f"variants.{p}"
+        if p not in PRECISIONS:
+            problems.append(f"{where}: unknown precision (known: {', '.join(PRECISIONS)})")
+        elif why := type_error(entry, "dict"):
+            problems.append(f"{where} {why}")
+        else:
+            problems += [f"{where}.{k} {why}" for k, kind in _VARIANT_FIELDS.items()
+                         if k in entry and (why := type_error(entry[k], kind))]
+            if isinstance(entry.get("precision"), str) and entry["precision"] != p:
+                problems.append(f"{where}.precision is {entry['precision']!r}, not {p!r} (variants mixed up)")
+    return problems
 
 
 def write_bundle(workdir: str | os.PathLike, data: dict[str, Any]) -> None:
@@ -97,10 +147,57 @@ def variant(data: dict[str, Any], precision: str, workdir: str | os.PathLike | N
     if precision not in PRECISIONS:
         raise LvtEdgeError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     entry = data.get("variants", {}).get(precision)
+    where = workdir or "WORKDIR"
     if entry is None:
-        where = workdir or "WORKDIR"
         raise LvtEdgeError(
             f"the bundle has no {precision} variant (built: {', '.join(data.get('variants', {})) or 'none'}); "
             f"run `lvt-edge build {where} --precision {precision}`"
         )
     return entry
+
+
+def rebuild_command(workdir: str | os.PathLike, precision: str) -> str:
+    """The command that remakes one variant's ONNX file (and its bundle.json entry)."""
+    if precision == "fp32":
+        return f"lvt-edge export CHECKPOINT -o {workdir}"
+    return f"lvt-edge build {workdir} --precision {precision} --force"
+
+
+def onnx_metadata_problems(meta: dict[str, str], data: dict[str, Any], precision: str) -> list[str]:
+    """How an ONNX file's own metadata_props (written by export and build) contradict bundle.json
+    for the variant `precision`. Keys the file lacks are not compared (ONNX files from elsewhere)."""
+    problems = []
+    if META_PRECISION in meta and meta[META_PRECISION] != precision:
+        problems.append(f"the file is the {meta[META_PRECISION]} model ({META_PRECISION}), "
+                        f"but bundle.json lists it as the {precision} variant")
+    labels = list(data["contract"].get("labels", []))
+    if META_LABELS in meta:
+        try:
+            own = json.loads(meta[META_LABELS])
+        except json.JSONDecodeError:
+            own = None
+        if own != labels:
+            problems.append(f"its labels ({META_LABELS}) {_label_difference(own, labels)}")
+    if META_CONTRACT in meta and not problems:
+        try:  # both through ClipContract, so fields added later compare at their defaults
+            own = ClipContract.from_json(meta[META_CONTRACT]).to_dict()
+        except (LvtEdgeError, ValueError, TypeError) as e:
+            own = None
+            problems.append(f"its {META_CONTRACT} cannot be read ({e})")
+        if own is not None:
+            ours = ClipContract.from_dict(data["contract"]).to_dict()
+            # frame_interval may be filled in after export; everything else is fixed by the model
+            diff = sorted(k for k in ours if k != "frame_interval" and own.get(k) != ours[k])
+            if diff:
+                problems.append(f"its clip contract ({META_CONTRACT}) differs from bundle.json's in "
+                                + ", ".join(f"{k} (file {own.get(k)!r}, bundle.json {ours[k]!r})" for k in diff[:4]))
+    return problems
+
+
+def _label_difference(own: Any, labels: list[str]) -> str:
+    if not isinstance(own, list):
+        return "are not a JSON list"
+    if len(own) != len(labels):
+        return f"are {len(own)} labels, bundle.json's contract has {len(labels)}"
+    i = next(i for i, (a, b) in enumerate(zip(own, labels)) if a != b)
+    return f"differ from bundle.json's contract: class {i} is {own[i]!r} in the file, {labels[i]!r} in bundle.json"

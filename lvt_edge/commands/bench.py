@@ -35,7 +35,7 @@ def bench(workdir, precisions, batches, runs, warmup, backend, options, progress
     import numpy as np
 
     from lvt_edge import bundle as B
-    from lvt_edge.report.evaluate import options_for
+    from lvt_edge.report.evaluate import options_for, rate
     from lvt_edge.report.metrics import latency_stats
     from lvt_edge.report.timing import time_interleaved
     from lvt_edge.runtime import load_bundle
@@ -57,25 +57,38 @@ def bench(workdir, precisions, batches, runs, warmup, backend, options, progress
             for p, c in clfs.items():
                 s = latency_stats(ms[p])
                 rows.append({"precision": p, "backend": c.backend, "batch": batch, **s,
-                             "clips_per_s": batch * 1e3 / s["p50"]})
+                             "clips_per_s": rate(batch, s["p50"])})
     return rows
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuse bad numbers before anything is loaded (--batch is checked by its type)."""
+    from lvt_edge.errors import LvtEdgeError
+    from lvt_edge.report.evaluate import number_problems
+
+    problems = number_problems({"--runs": (args.runs, 1, None, True), "--warmup": (args.warmup, 0, None, True),
+                                "--threads": (args.threads, 1, None, True)})
+    if problems:
+        raise LvtEdgeError("; ".join(problems))
+
+
+def _fmt(x: float | None, spec: str, suffix: str = "") -> str:
+    return "-" if x is None else format(x, spec) + suffix
 
 
 def run(args: argparse.Namespace) -> int:
     from lvt_edge.commands.common import backend_options
     from lvt_edge.io import write_json_atomic
 
-    if args.runs < 1 or args.warmup < 0:
-        from lvt_edge.errors import LvtEdgeError
-
-        raise LvtEdgeError("--runs must be >= 1 and --warmup >= 0")
+    check_numbers(args)
     rows = bench(args.workdir, args.precision, args.batch, args.runs, args.warmup, args.backend, backend_options(args))
     base: dict[int, float] = {}
     for r in rows:  # the first precision of each batch is the reference
         base.setdefault(r["batch"], r["p50"])
     head = ("precision", "backend", "batch", "mean ms", "p50 ms", "p90 ms", "p99 ms", "clips/s", "speed-up")
     table = [(r["precision"], r["backend"], str(r["batch"]), f"{r['mean']:.2f}", f"{r['p50']:.2f}", f"{r['p90']:.2f}",
-              f"{r['p99']:.2f}", f"{r['clips_per_s']:.1f}", f"{base[r['batch']] / r['p50']:.2f}x") for r in rows]
+              f"{r['p99']:.2f}", _fmt(r["clips_per_s"], ".1f"),
+              _fmt(base[r["batch"]] / r["p50"] if r["p50"] > 0 else None, ".2f", "x")) for r in rows]
     widths = [max(len(t[i]) for t in table + [head]) for i in range(len(head))]
     for t in [head] + table:
         print("  ".join(c.ljust(w) for c, w in zip(t, widths)))

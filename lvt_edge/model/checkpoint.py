@@ -13,7 +13,7 @@ import torch
 from lvt_edge import __version__
 from lvt_edge.contract import ClipContract
 from lvt_edge.errors import LvtEdgeError
-from lvt_edge.io import atomic_path, read_format_json, sha256_file, write_json_atomic
+from lvt_edge.io import atomic_path, dataclass_dict_errors, read_format_json, sha256_file, type_error, write_json_atomic
 from lvt_edge.model.config import LVTConfig
 from lvt_edge.model.lvt import LVT
 
@@ -99,11 +99,53 @@ def save_checkpoint(path: str | os.PathLike, model: LVT, contract: ClipContract,
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """NAME.json of a checkpoint, checked: fields present and of the right types."""
     weights, meta = paths_of(path)
     if not meta.is_file():
         raise LvtEdgeError(f"{meta} not found: an lvt_edge checkpoint is NAME.safetensors plus NAME.json")
-    return read_format_json(meta, FORMAT, FORMAT_VERSION, "an lvt_edge checkpoint",
+    data = read_format_json(meta, FORMAT, FORMAT_VERSION, "an lvt_edge checkpoint",
                             "an lvt_edge checkpoint is NAME.safetensors plus the NAME.json that save_checkpoint wrote")
+    problems = metadata_problems(data)
+    if problems:
+        raise LvtEdgeError(f"{meta} is damaged or was edited by hand: {'; '.join(problems[:6])}; "
+                           "restore it, or save the checkpoint again (lvt_edge.model.checkpoint.save_checkpoint)")
+    return data
+
+
+# Lower bounds of the config's numbers. LVTConfig checks some itself, but a zero head count or
+# patch stride divides by zero before it can, so they are checked here first.
+_CONFIG_MINIMUM = {"embed_dim": 16, "num_heads": 1, "depth": 1, "frames": 1, "img_size": 1, "patch_size": 1,
+                   "patch_stride": 1, "head_hidden": 1, "num_classes": 1, "mlp_ratio": 0, "eps": 0, "drop_rate": 0}
+_STRICTLY_ABOVE = {"mlp_ratio", "eps"}
+_META_FIELDS = {"config": "dict", "contract": "dict", "weights": "str", "weights_sha256": "str", "extra": "dict"}
+
+
+def config_problems(config: dict[str, Any], where: str = "config") -> list[str]:
+    """Type and range problems of an LVT config dict, before LVTConfig(**config) sees it."""
+    problems = dataclass_dict_errors(LVTConfig, config, where)
+    bad = {p.split()[0] for p in problems}
+    for k, low in _CONFIG_MINIMUM.items():
+        v = config.get(k)
+        if f"{where}.{k}" in bad or v is None:
+            continue
+        if v < low or (k in _STRICTLY_ABOVE and v <= low):
+            problems.append(f"{where}.{k} must be {'>' if k in _STRICTLY_ABOVE else '>='} {low}, got {v!r}")
+    if "drop_rate" in config and f"{where}.drop_rate" not in bad and not config["drop_rate"] < 1:
+        problems.append(f"{where}.drop_rate must be < 1, got {config['drop_rate']!r}")
+    return problems
+
+
+def metadata_problems(meta: dict[str, Any]) -> list[str]:
+    """Every way a checkpoint's NAME.json breaks its layout, as "field why"."""
+    problems = [f"no {k!r}" for k in ("config", "contract") if k not in meta]
+    problems += [f"{k} {why}" for k, kind in _META_FIELDS.items() if k in meta and (why := type_error(meta[k], kind))]
+    if problems:
+        return problems
+    problems = config_problems(meta["config"]) + dataclass_dict_errors(ClipContract, meta["contract"], "contract")
+    labels, classes = meta["contract"].get("labels"), meta["config"].get("num_classes")
+    if not problems and isinstance(labels, list) and isinstance(classes, int) and len(labels) != classes:
+        problems.append(f"contract.labels has {len(labels)} labels but config.num_classes is {classes}")
+    return problems
 
 
 def load_checkpoint(path: str | os.PathLike, **official_kw: Any) -> Checkpoint:
@@ -116,11 +158,14 @@ def load_checkpoint(path: str | os.PathLike, **official_kw: Any) -> Checkpoint:
         from lvt_edge.model.official import load_official_checkpoint
 
         return load_official_checkpoint(p, **official_kw)
-    weights, _ = paths_of(p)
+    weights, meta_path = paths_of(p)
     meta = read_metadata(p)
-    cfg = LVTConfig.from_dict(meta["config"])
-    contract = ClipContract.from_dict(meta["contract"])
-    check_contract(cfg, contract)
+    try:
+        cfg = LVTConfig.from_dict(meta["config"])
+        contract = ClipContract.from_dict(meta["contract"])
+        check_contract(cfg, contract)
+    except LvtEdgeError as e:
+        raise LvtEdgeError(f"{meta_path}: {e}") from e
     if not weights.is_file():
         raise LvtEdgeError(f"checkpoint weights {weights} not found next to its metadata")
     try:

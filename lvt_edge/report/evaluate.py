@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import itertools
+import math
 import os
 import platform
 import sys
@@ -24,6 +25,7 @@ from tqdm import tqdm
 from lvt_edge import __version__
 from lvt_edge import bundle as B
 from lvt_edge.errors import LvtEdgeError
+from lvt_edge.io import finite_or_none
 from lvt_edge.report.metrics import accuracy_metrics, latency_stats
 from lvt_edge.report.timing import time_interleaved
 from lvt_edge.report.verdict import BASELINE, judge
@@ -46,6 +48,31 @@ class ReportSettings:
     e2e_clips: int = 8
     options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+
+    def check(self) -> None:
+        """Refuse numbers that would make a meaningless report (a NaN gate cannot fail)."""
+        problems = number_problems({"--max-drop": (self.max_drop, 0, 100, False), "--runs": (self.runs, 1, None, True),
+                                    "--warmup": (self.warmup, 0, None, True), "--batch": (self.batch, 1, None, True),
+                                    "--e2e-clips": (self.e2e_clips, 1, None, True),
+                                    "--threads": (self.options.get("threads"), 1, None, True)})
+        if problems:
+            raise LvtEdgeError("; ".join(problems))
+
+
+def number_problems(numbers: dict[str, tuple[Any, float, float | None, bool]]) -> list[str]:
+    """For {flag: (value, minimum, maximum or None, must be an integer)}: what is wrong, per flag.
+    None values are unset options and pass; NaN and infinities never do."""
+    problems = []
+    for flag, (value, low, high, integer) in numbers.items():
+        if value is None:
+            continue
+        kind = "an integer" if integer else "a number"
+        ok = (isinstance(value, int) if integer else isinstance(value, (int, float))) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value) and value >= low and (high is None or value <= high)
+        if not ok:
+            bounds = f">= {low:g}" + ("" if high is None else f" and <= {high:g}")
+            problems.append(f"{flag} must be {kind} {bounds} (got {value!r})")
+    return problems
 
 
 def choose_precisions(data: dict[str, Any], wanted: tuple[str, ...] | None) -> tuple[list[str], bool]:
@@ -86,8 +113,7 @@ def end_to_end_fns(clfs: dict[str, Classifier], clips: list[Any], contract: Any)
 def make_report(workdir: str | os.PathLike, eval_path: str | os.PathLike, settings: ReportSettings) -> dict[str, Any]:
     from lvt_edge.data import load_clips, open_clipset
 
-    if settings.runs < 1 or settings.batch < 1 or settings.e2e_clips < 1:
-        raise LvtEdgeError("--runs, --batch and --e2e-clips must be >= 1")
+    settings.check()
     data = B.read_bundle(workdir)
     precisions, added = choose_precisions(data, settings.precisions)
     if added:
@@ -129,7 +155,7 @@ def make_report(workdir: str | os.PathLike, eval_path: str | os.PathLike, settin
                 "latency_ms": dict(latency_stats(lat[p]), batch=1, samples=[round(s, 4) for s in lat[p]]),
                 "end_to_end_ms": dict(latency_stats(e2e[p]), clips=len(good), decode_preprocess_mean=decode_ms),
                 "throughput": {"batch": settings.batch, "runs": tput_runs,
-                               "clips_per_s": settings.batch * 1e3 / float(np.median(tput[p]))},
+                               "clips_per_s": rate(settings.batch, float(np.median(tput[p])))},
             })
 
     report = {
@@ -151,6 +177,11 @@ def make_report(workdir: str | os.PathLike, eval_path: str | os.PathLike, settin
     report["settings"].pop("progress")
     judge(report, settings.max_drop)
     return report
+
+
+def rate(clips: int, ms: float) -> float | None:
+    """Clips per second from milliseconds per call; None where the clock saw no time at all."""
+    return finite_or_none(clips * 1e3 / ms) if ms > 0 else None
 
 
 def machine_info() -> dict[str, Any]:

@@ -20,7 +20,7 @@ def summary_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             v["precision"] + (" *" if v["pareto"] else ""), v["backend"], f"{a['top1']:.1f}", f"{a['top5']:.1f}",
             f"{v['top1_change_pt']:+.1f}", _f(a["agreement_top1"], ".1f"), _f(a["kl_vs_fp32"], ".2e"),
             f"{lat['p50']:.2f}", f"{lat['p90']:.2f}", f"{lat['p99']:.2f}", f"{lat['mean']:.2f}",
-            f"{v['end_to_end_ms']['mean']:.1f}", f"{v['throughput']['clips_per_s']:.1f}",
+            f"{v['end_to_end_ms']['mean']:.1f}", _f(v["throughput"]["clips_per_s"], ".1f"),
             f"{v['speedup_vs_fp32']:.2f}x", f"{v['size_bytes'] / 1e6:.2f}", _f(v["build_time_s"], ".1f"),
         ])
     return head, rows

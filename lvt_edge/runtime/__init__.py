@@ -2,7 +2,7 @@
 
     from lvt_edge.runtime import load_bundle
     with load_bundle("lvt-bundle", precision="int8") as clf:
-        probs = clf.predict(clf.contract.preprocess(frames))   # (classes,) for one clip
+        probs = clf.predict(clf.contract.preprocess(frames, order="BGR"))   # OpenCV frames; (classes,) for one clip
         print(clf.labels[probs.argmax()])
 
 Every backend answers the same `predict(clips) -> probabilities`. This package never imports

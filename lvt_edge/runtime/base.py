@@ -100,11 +100,11 @@ class Classifier:
             raise LvtEdgeError(
                 f"clips of shape {tuple(np.shape(clips))} do not fit this model: it takes one clip "
                 f"{'x'.join(map(str, want))} or a batch Bx{'x'.join(map(str, want))}; "
-                "make clips with the bundle's contract (clf.contract.preprocess(frames))"
+                "make clips with the bundle's contract (clf.contract.preprocess(frames, order='BGR'))"
             )
         if not np.issubdtype(x.dtype, np.floating):
             raise LvtEdgeError(
                 f"clips must be floating point, got {x.dtype}: raw frames need "
-                "clf.contract.preprocess(frames) first (it scales and normalises them)"
+                "clf.contract.preprocess(frames, order='BGR') first (it scales and normalises them)"
             )
         return np.ascontiguousarray(x, dtype=np.float32), single

@@ -68,10 +68,26 @@ class OrtClassifier(Classifier):
     @classmethod
     def from_bundle(cls, workdir: str | os.PathLike, data: dict[str, Any], precision: str, **opts: Any) -> "OrtClassifier":
         entry = B.variant(data, precision, workdir)
-        path = checked_file(workdir, entry.get("onnx") or B.onnx_name(precision), entry.get("sha256"),
-                            what=f"{precision} ONNX file",
-                            rebuild=_rebuild(workdir, precision))
-        return cls(path, B.bundle_contract(data), precision=precision, **opts)
+        rebuild = B.rebuild_command(workdir, precision)
+        if not entry.get("sha256"):
+            raise LvtEdgeError(f"bundle.json records no sha256 for the {precision} variant, so its ONNX file "
+                               f"cannot be checked; bundle.json was edited: remake it with `{rebuild}`")
+        path = checked_file(workdir, entry.get("onnx") or B.onnx_name(precision), entry["sha256"],
+                            what=f"{precision} ONNX file", rebuild=rebuild)
+        clf = cls(path, B.bundle_contract(data), precision=precision, **opts)
+        problems = B.onnx_metadata_problems(clf.metadata, data, precision)
+        if problems:
+            clf.close()
+            raise LvtEdgeError(f"{path} does not match bundle.json: {'; '.join(problems)}. bundle.json was edited "
+                               f"or files were mixed up: remake the variant with `{rebuild}`"
+                               + ("" if precision == "fp32" else f" (or all of them: `{B.rebuild_command(workdir, 'fp32')}` "
+                                  f"then `lvt-edge build {workdir}`)"))
+        return clf
+
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The ONNX file's metadata_props, as the session read them (no second load)."""
+        return dict(self._session.get_modelmeta().custom_metadata_map)
 
     def _logits(self, batch: np.ndarray) -> np.ndarray:
         if self.max_batch and len(batch) < self.max_batch:  # static batch: pad, then drop the padding
@@ -84,9 +100,3 @@ class OrtClassifier(Classifier):
 
     def _close(self) -> None:
         del self._session
-
-
-def _rebuild(workdir: str | os.PathLike, precision: str) -> str:
-    if precision == "fp32":
-        return f"lvt-edge export CHECKPOINT -o {workdir}"
-    return f"lvt-edge build {workdir} --precision {precision} --force"

@@ -67,3 +67,39 @@ def test_labels_must_match_the_head(tmp_path):
     model = create_model("lvt-test")
     with pytest.raises(LvtEdgeError, match="labels"):
         save_checkpoint(tmp_path / "m", model, contract_for(model.cfg, labels=["only", "two"]))
+
+
+def _edit_meta(stem, edit):
+    meta_path = stem.with_suffix(".json")
+    meta = json.loads(meta_path.read_text())
+    edit(meta)
+    meta_path.write_text(json.dumps(meta))
+    return meta_path
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda m: m.pop("config"), "no 'config'"),
+    (lambda m: m.pop("contract"), "no 'contract'"),
+    (lambda m: m.update(config=[1, 2]), "config must be an object"),
+    (lambda m: m["config"].update(embed_dim="32"), "config.embed_dim must be an integer, got '32'"),
+    (lambda m: m["config"].update(num_heads=0), "config.num_heads must be >= 1, got 0"),
+    (lambda m: m["config"].update(patch_stride=0), "config.patch_stride must be >= 1"),
+    (lambda m: m["config"].update(mlp_ratio="4"), "config.mlp_ratio must be a number"),
+    (lambda m: m["config"].update(neighbour="yes"), "config.neighbour must be true or false"),
+    (lambda m: m["contract"].update(frames="4"), "contract.frames must be an integer"),
+    (lambda m: m["contract"].update(labels=["a", "b"]), "contract.labels has 2 labels but config.num_classes is 5"),
+    (lambda m: m.update(extra=[]), "extra must be an object"),
+])
+def test_damaged_metadata_names_the_field_and_the_file(saved, edit, field):
+    stem, _, _ = saved
+    meta_path = _edit_meta(stem, edit)
+    with pytest.raises(LvtEdgeError) as e:
+        load_checkpoint(stem)
+    assert field in str(e.value) and str(meta_path) in str(e.value)
+
+
+def test_an_invalid_config_value_names_the_file(saved):
+    stem, _, _ = saved
+    meta_path = _edit_meta(stem, lambda m: m["config"].update(attention="magic"))
+    with pytest.raises(LvtEdgeError, match=rf"{meta_path.name}: invalid LVT config: attention"):
+        load_checkpoint(stem)

@@ -121,3 +121,54 @@ def test_bench_prints_and_writes_interleaved_numbers(tmp_path, bundle, capsys):
     assert [(r["precision"], r["batch"]) for r in rows] == [("fp32", 1), ("int8", 1), ("fp32", 3), ("int8", 3)]
     assert all(r["runs"] == 4 and r["p50"] > 0 and r["clips_per_s"] > 0 for r in rows)
     assert "speed-up" in capsys.readouterr().out
+
+
+def _previous_report(failing, tmp_path):
+    import shutil
+
+    _, out, report = failing
+    folder = tmp_path / "rep"
+    shutil.copytree(out, folder)
+    newer = json.loads(json.dumps(report))
+    newer["created"] = "2099-01-01T00:00:00+00:00"  # every file would change
+    return folder, {p.name: p.read_bytes() for p in folder.iterdir()}, newer
+
+
+def test_a_failed_rendering_leaves_the_previous_report_whole(failing, tmp_path, monkeypatch):
+    import lvt_edge.report.html as html
+    from lvt_edge.report import write_report
+
+    folder, before, newer = _previous_report(failing, tmp_path)
+
+    def broken(report):
+        raise RuntimeError("plot failed")
+
+    monkeypatch.setattr(html, "render_html", broken)
+    with pytest.raises(RuntimeError, match="plot failed"):
+        write_report(newer, folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_full_disk_leaves_the_previous_report_whole(failing, tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    from lvt_edge.errors import LvtEdgeError
+    from lvt_edge.report import write_report
+
+    folder, before, newer = _previous_report(failing, tmp_path)
+    real = Path.write_bytes
+
+    def write_bytes(self, data):
+        if self.name.startswith(".report.html."):
+            real(self, data[:100])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", write_bytes)
+    with pytest.raises(LvtEdgeError, match=r"no space left .*report\.html"):
+        write_report(newer, folder)
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no temporary files either
+    write_report(newer, folder)
+    assert json.loads((folder / "report.json").read_text())["created"].startswith("2099")

@@ -106,3 +106,70 @@ def test_torch_backend_needs_the_source_checkpoint(tmp_path, bundle):
     shutil.copy(bundle / "src.json", work)
     with pytest.raises(LvtEdgeError, match="sha256 differs"):
         load_bundle(work, "fp32", "torch")
+
+
+def _stamp(path, **meta):
+    """Give an ONNX file the lvt_edge metadata_props that export and build write."""
+    import onnx
+
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    for k, v in meta.items():
+        m.metadata_props.add(key=k, value=v)
+    onnx.save(m, str(path))
+
+
+@pytest.fixture
+def stamped(tmp_path, bundle):
+    """A copy of the bundle whose ONNX files carry their precision, labels and contract, as built ones do."""
+    from lvt_edge.io import sha256_file
+
+    work = tmp_path / "w"
+    shutil.copytree(bundle, work)
+    data = B.read_bundle(work)
+    contract = B.bundle_contract(data)
+    for p, entry in data["variants"].items():
+        _stamp(work / entry["onnx"], **{B.META_PRECISION: p, B.META_LABELS: json.dumps(list(contract.labels)),
+                                        B.META_CONTRACT: contract.to_json()})
+        entry["sha256"] = sha256_file(work / entry["onnx"])
+    B.write_bundle(work, data)
+    return work
+
+
+def test_stamped_variants_load(stamped):
+    with load_bundle(stamped, "int8") as clf:
+        assert clf.metadata[B.META_PRECISION] == "int8"
+
+
+def test_mixed_up_variants_are_refused_with_the_rebuild(stamped):
+    data = B.read_bundle(stamped)
+    data["variants"]["fp16"] = dict(data["variants"]["int8"], precision="fp16")  # fp16 now points at the int8 file
+    B.write_bundle(stamped, data)
+    with pytest.raises(LvtEdgeError, match=r"model\.int8\.onnx does not match bundle.json: the file is the int8 model "
+                                           r".*as the fp16 variant.*lvt-edge build .* --precision fp16 --force"):
+        load_bundle(stamped, "fp16")
+
+
+def test_edited_labels_are_refused(stamped):
+    data = B.read_bundle(stamped)
+    labels = data["contract"]["labels"]
+    labels[0], labels[1] = labels[1], labels[0]
+    B.write_bundle(stamped, data)
+    with pytest.raises(LvtEdgeError, match=r"class 0 is .* in the file, .* in bundle.json.*lvt-edge export"):
+        load_bundle(stamped, "fp32")
+
+
+def test_an_edited_contract_is_refused(stamped):
+    data = B.read_bundle(stamped)
+    data["contract"]["mean"] = [0.4, 0.4, 0.4]
+    B.write_bundle(stamped, data)
+    with pytest.raises(LvtEdgeError, match=r"clip contract .* differs from bundle.json's in mean"):
+        load_bundle(stamped, "int8")
+
+
+def test_a_variant_without_its_hash_is_refused(stamped):
+    data = B.read_bundle(stamped)
+    del data["variants"]["int8"]["sha256"]
+    B.write_bundle(stamped, data)
+    with pytest.raises(LvtEdgeError, match=r"no sha256 for the int8 variant.*--precision int8 --force"):
+        load_bundle(stamped, "int8")
