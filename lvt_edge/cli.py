@@ -16,6 +16,7 @@ from lvt_edge.errors import LvtEdgeError
 
 # verb -> (module, one-line help). A module defines `register(parser)` and `run(args) -> int`.
 COMMANDS = {
+    "checks": ("lvt_edge.commands.checks", "what this machine can run: Python packages, ONNX Runtime, TensorRT, GPU, plugin, OpenCV"),
     "models": ("lvt_edge.commands.models", "list model configs with parameter counts and FLOPs"),
     "clips": ("lvt_edge.commands.clips", "make and inspect clip sets (synthetic motion clips)"),
     "train": ("lvt_edge.commands.train", "train or fine-tune an LVT model on a clip set"),
