@@ -12,7 +12,8 @@ bundle.json:
     format, format_version, lvt_edge_version
     contract        the clip contract (lvt_edge.contract.ClipContract.to_dict())
     model_config    the LVT config (lvt_edge.model.config.LVTConfig.to_dict())
-    source          {"checkpoint": file name, "sha256": weights hash}
+    source          {"checkpoint": file name, "sha256": weights hash}, or for an untrained export
+                    {"random_init": true, "model": config name, "seed": S}
     export          {"onnx", "sha256", "opset", "fused", "simplifier", "verification", "tool_versions"}
     variants        {precision: {"precision", "onnx", "sha256", "size_bytes", "build_time_s",
                                  "verification", ... precision-specific keys,

@@ -40,17 +40,53 @@ def parse_precisions(precisions: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(p for p in B.PRECISIONS if p in wanted)
 
 
-def ensure_exported(workdir: Path, log: Callable[[str], None]) -> Path:
-    """WORKDIR/model.onnx, exporting the bundled demo model first when the folder has none."""
+def ensure_exported(workdir: Path, log: Callable[[str], None], *,
+                    checkpoint: str | os.PathLike | None = None, export_demo: bool = True) -> Path:
+    """WORKDIR/model.onnx, exporting `checkpoint` first when the folder has none (or, without
+    one, the bundled demo model if `export_demo`, else a fix-it error). With `checkpoint`, an
+    existing model.onnx is used only when it was exported from that very checkpoint."""
     fp32 = workdir / B.onnx_name("fp32")
-    if not fp32.is_file():
-        from lvt_edge.export import onnx_from_checkpoint
+    if fp32.is_file():
+        if not B.has_bundle(workdir):
+            raise LvtEdgeError(f"{workdir} has {fp32.name} but no {B.BUNDLE_JSON}; re-run `lvt-edge export -o {workdir}`")
+        if checkpoint is not None:
+            _check_same_source(workdir, checkpoint)
+        return fp32
+    from lvt_edge.export import onnx_from_checkpoint
 
+    if checkpoint is not None:
+        log(f"{fp32} not found: exporting {checkpoint} first")
+        onnx_from_checkpoint(checkpoint, workdir)
+    elif export_demo:
         log(f"{fp32} not found: exporting the bundled demo model first")
         onnx_from_checkpoint(None, workdir)
-    elif not B.has_bundle(workdir):
-        raise LvtEdgeError(f"{workdir} has {fp32.name} but no {B.BUNDLE_JSON}; re-run `lvt-edge export -o {workdir}`")
+    else:
+        raise missing_model_error(workdir)
     return fp32
+
+
+def missing_model_error(workdir: str | os.PathLike) -> LvtEdgeError:
+    return LvtEdgeError(
+        f"no {B.onnx_name('fp32')} in {workdir}: export one with `lvt-edge export CKPT -o {workdir}`, or build "
+        f"straight from a checkpoint with `lvt-edge build {workdir} --checkpoint CKPT`; `lvt-edge build` alone "
+        "uses the bundled demo model")
+
+
+def _check_same_source(workdir: Path, checkpoint: str | os.PathLike) -> None:
+    """Refuse --checkpoint when WORKDIR's model.onnx was exported from something else."""
+    from lvt_edge.export.pipeline import checkpoint_sha256
+
+    want = checkpoint_sha256(checkpoint)
+    source = B.read_bundle(workdir).get("source") or {}
+    if source.get("sha256") == want:
+        return
+    was = ("an untrained --random-init model" if source.get("random_init")
+           else source.get("checkpoint") or "a checkpoint bundle.json does not name")
+    raise LvtEdgeError(
+        f"{workdir} already holds {B.onnx_name('fp32')} exported from {was}, not from {checkpoint} (the weights' "
+        f"sha256 differs): replace it with `lvt-edge export {checkpoint} -o {workdir}` (variants built from "
+        f"the old model are removed) and then `lvt-edge build {workdir}`, or build into another folder with "
+        f"`lvt-edge build NEWDIR --checkpoint {checkpoint}`")
 
 
 def build_bundle(
@@ -69,6 +105,8 @@ def build_bundle(
     eval_clips: str | os.PathLike | None = None,
     eval_size: int = C.DEFAULT_EVAL_SIZE,
     op_types: Sequence[str] | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    export_demo: bool = True,
     latency_rounds: int = 30,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
@@ -79,10 +117,13 @@ def build_bundle(
     held-out clip set for verification (None: synthetic test clips, or the clips of `calib` that
     calibration did not use); eval_size 0 skips verification, and clips not labelled like the
     model skip the accuracy check. op_types: op types INT8 quantizes (None: the measured
-    default). exclude: node-name regexes kept in float. The whole build holds WORKDIR's lock.
+    default). exclude: node-name regexes kept in float. checkpoint: export it first when WORKDIR
+    has no model.onnx (one exported from another checkpoint is refused); without it a folder
+    with no model.onnx gets the bundled demo model if `export_demo`, else an error, and a
+    folder this call created is removed when the build fails. The whole build holds WORKDIR's lock.
     """
     from lvt_edge.build.quantize import DEFAULT_OP_TYPES, METHODS
-    from lvt_edge.export.pipeline import workdir_lock
+    from lvt_edge.export.pipeline import checkpoint_sha256, removed_if_failed_empty, workdir_lock
 
     log = log or (lambda msg: print(f"lvt-edge build: {msg}", file=sys.stderr))
     precisions = parse_precisions(precisions)
@@ -95,10 +136,15 @@ def build_bundle(
                      exclude=exclude)
     settings = {"method": method, "op_types": list(op_types or DEFAULT_OP_TYPES), "exclude": list(exclude)}
     workdir = Path(workdir)
-    with workdir_lock(workdir, log=log):
+    if checkpoint is None and not export_demo and not (workdir / B.onnx_name("fp32")).is_file():
+        raise missing_model_error(workdir)
+    if checkpoint is not None:
+        checkpoint_sha256(checkpoint)  # a missing file fails before anything is created
+    export = {"checkpoint": checkpoint, "export_demo": export_demo}
+    with removed_if_failed_empty(workdir), workdir_lock(workdir, log=log):
         _sweep(workdir, log)
         return _build_locked(workdir, precisions, tgt, calib, calib_size, settings, plugin, no_plugin, batch,
-                             force, eval_clips, eval_size, latency_rounds, progress, log)
+                             force, eval_clips, eval_size, latency_rounds, progress, log, export)
 
 
 def _check_arguments(*, calib, calib_size, eval_clips, eval_size, latency_rounds, method, methods, op_types,
@@ -138,9 +184,9 @@ def _update_bundle(workdir: Path, change: Callable[[dict[str, Any]], None]) -> d
 
 
 def _build_locked(workdir, precisions, tgt, calib, calib_size, settings, plugin, no_plugin, batch, force,
-                  eval_clips, eval_size, latency_rounds, progress, log) -> dict[str, Any]:
+                  eval_clips, eval_size, latency_rounds, progress, log, export) -> dict[str, Any]:
     calib_set = C.open_calibration_set(calib) if calib is not None else None
-    fp32_path = ensure_exported(workdir, log)
+    fp32_path = ensure_exported(workdir, log, **export)
     data = B.read_bundle(workdir)
     contract = B.bundle_contract(data)
     load_lvt_onnx(fp32_path, rebuild=f"re-run `lvt-edge export -o {workdir}`")

@@ -13,7 +13,11 @@ def register(p: argparse.ArgumentParser) -> None:
     from lvt_edge.build.targets import TARGET_CHOICES
     from lvt_edge.commands.common import add_workdir_arg
 
-    add_workdir_arg(p, "; exported first if it holds no model.onnx")
+    add_workdir_arg(p, "; without DIR the bundled demo model is exported into it first if it has no model.onnx")
+    p.set_defaults(workdir=None)  # None: DIR not given, the only case that may export the demo model
+    p.add_argument("--checkpoint", metavar="CKPT", default=None,
+                   help="export CKPT into DIR first (export and build in one step); refused when DIR already "
+                        "holds a model.onnx exported from another checkpoint")
     p.add_argument("--precision", action="append", default=None, metavar="fp32|fp16|int8|all",
                    help="precision(s) to build; repeat or comma-separate (default all)")
     p.add_argument("--calib", metavar="CLIPSET", default=None,
@@ -47,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
 
     precisions = [p.strip() for item in (args.precision or ["all"]) for p in item.split(",") if p.strip()]
     data = build_bundle(
-        args.workdir, precisions, calib=args.calib, calib_size=args.calib_size, method=args.method,
+        args.workdir or B.DEFAULT_WORKDIR, precisions, checkpoint=args.checkpoint, export_demo=args.workdir is None,
+        calib=args.calib, calib_size=args.calib_size, method=args.method,
         exclude=args.exclude, target=args.target, plugin=args.plugin, no_plugin=args.no_plugin,
         batch=args.batch, force=args.force, eval_clips=args.eval_clips, eval_size=args.eval_size,
         op_types=args.op_types.split(",") if args.op_types else None,
@@ -58,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
 def summary_table(data: dict[str, Any]) -> str:
     """precision, held-out top-1, batch-1 latency and size of every built variant."""
+    from lvt_edge.commands.export import untrained_note
+
     head = ("precision", "top-1 %", "vs fp32", "latency b1 ms", "speed-up", "size MB", "calibration", "engine")
     rows = []
     for p in B.PRECISIONS:
@@ -85,4 +92,7 @@ def summary_table(data: dict[str, Any]) -> str:
         lines.append(f"top-1 not checked: {skipped}; pass clips labelled like the model with --eval")
     elif clips:
         lines.append(f"top-1 on {clips} held-out clips; latency: ONNX Runtime CPU, batch 1, median of interleaved runs")
+    note = untrained_note(data)
+    if note:
+        lines.append(note)
     return "\n".join(lines)

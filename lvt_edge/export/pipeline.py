@@ -28,6 +28,7 @@ from lvt_edge.bundle import (
 )
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import sha256_file
+from lvt_edge.model.checkpoint import Checkpoint
 from lvt_edge.export.node import DOMAIN, OP_TYPE, PLUGIN_VERSION
 from lvt_edge.export.simplify import SIMPLIFIERS, simplified_onnx
 from lvt_edge.export.torch_export import MIN_OPSET, count_ffla_functions, count_ffla_nodes, onnx_from_model
@@ -35,7 +36,7 @@ from lvt_edge.export.verify import verify_onnx
 
 
 def onnx_from_checkpoint(
-    checkpoint: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | Checkpoint | None = None,
     workdir: str | os.PathLike = DEFAULT_WORKDIR,
     *,
     simplifier: str = "onnxslim",
@@ -44,11 +45,15 @@ def onnx_from_checkpoint(
     verify_clipset: str | os.PathLike | None = None,
     log: Callable[[str], None] | None = None,
     infer_architecture: bool = False,
+    model: str | None = None,
 ) -> Path:
     """Export, simplify, verify against PyTorch, then write model.onnx and bundle.json.
 
-    `checkpoint` None exports the bundled demo model. Nothing is written unless ONNX Runtime
-    matches PyTorch within `lvt_edge.export.verify.ATOL`. Variants an earlier build made are
+    `checkpoint` None exports the bundled demo model; a loaded `Checkpoint` (e.g. from
+    `random_init_checkpoint`) is exported as it is. Nothing is written unless ONNX Runtime
+    matches PyTorch within `lvt_edge.export.verify.ATOL`, and a folder this call created is
+    removed again when it fails. `model` names the config of an official checkpoint (default
+    lvt-base); our checkpoints carry their own. Variants an earlier build made are
     kept when model.onnx comes out byte-identical, and removed (with a message) when it
     changed. Returns the ONNX path.
     """
@@ -64,11 +69,18 @@ def onnx_from_checkpoint(
     if verify_clipset is not None and not Path(verify_clipset).exists():
         raise LvtEdgeError(f"clip set {verify_clipset} not found (--verify-clips); pass a folder per class or a "
                            "manifest, or make one with `lvt-edge clips synth`")
+    official_kw: dict[str, Any] = {"infer_architecture": infer_architecture}
+    if model is not None:
+        _check_model_for(checkpoint, model)
+        official_kw["model"] = model
     workdir = Path(workdir)
-    with workdir_lock(workdir, log=log):
+    with removed_if_failed_empty(workdir), workdir_lock(workdir, log=log):
         sweep_stale(workdir, EXPORT_TEMPORARIES, log=log)
-        ckpt = load_checkpoint(checkpoint if checkpoint is not None else demo_checkpoint(),
-                               infer_architecture=infer_architecture)
+        if isinstance(checkpoint, Checkpoint):
+            ckpt = checkpoint
+        else:
+            ckpt = load_checkpoint(_checkpoint_path(checkpoint) if checkpoint is not None else demo_checkpoint(),
+                                   **official_kw)
         real = _load_real_clips(verify_clipset, ckpt.contract) if verify_clipset is not None else None
 
         t0 = time.perf_counter()
@@ -86,8 +98,9 @@ def onnx_from_checkpoint(
         with temp_beside(path) as tmp:
             tmp.write_bytes(data)
             sha = sha256_file(tmp)
-            source = {"checkpoint": ckpt.path.name if ckpt.path else None, "sha256": ckpt.sha256,
-                      "path": str(ckpt.path.resolve()) if ckpt.path else None}
+            source = ckpt.extra.get(RANDOM_INIT) or {
+                "checkpoint": ckpt.path.name if ckpt.path else None, "sha256": ckpt.sha256,
+                "path": str(ckpt.path.resolve()) if ckpt.path else None}
             bundle = new_bundle(ckpt.contract, ckpt.config.to_dict(), source)
             bundle["export"] = {
                 "onnx": path.name, "sha256": sha, "opset": opset, "fused": fuse and count_ffla_nodes(proto) > 0,
@@ -104,6 +117,104 @@ def onnx_from_checkpoint(
         for name in stale:
             (workdir / name).unlink(missing_ok=True)
     return path
+
+
+# A checkpoint made by random_init_checkpoint carries its bundle.json source under this key.
+RANDOM_INIT = "random_init"
+RANDOM_HEAD_STD = 1.0
+
+
+def random_init_checkpoint(model: str, *, seed: int = 0, num_classes: int | None = None) -> Checkpoint:
+    """An untrained `model` config with seeded random weights, as a Checkpoint to export.
+
+    Labels: the synthetic motion clips' (`lvt_edge.data.synth.LABELS`), or class_0.. when
+    `num_classes` is given. frame_interval: the synthetic clips' frame spacing at the contract's
+    stride (2 / 15 s), so live streams can sample it. The last head layer is drawn wider than
+    training's init so the classes do not tie. The bundle's source records it as untrained.
+    """
+    import torch
+
+    from lvt_edge.data import synth
+    from lvt_edge.model import create_model, get_config
+    from lvt_edge.model.checkpoint import contract_for
+
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise LvtEdgeError(f"--seed must be a whole number >= 0 (got {seed!r})")
+    if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
+                                    or num_classes < 1):
+        raise LvtEdgeError(f"--num-classes must be a whole number >= 1 (got {num_classes!r})")
+    labels = synth.LABELS if num_classes is None else tuple(f"class_{i}" for i in range(num_classes))
+    get_config(model)  # unknown names fail here, with the list of configs
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        net = create_model(model, num_classes=len(labels))
+        # At the training init (std 0.02) all classes tie to ~1e-6, below the ORT-vs-PyTorch
+        # noise, so export verification's top-1 agreement would be a coin toss; spread them.
+        net.head[-1].weight.normal_(0.0, RANDOM_HEAD_STD)
+    net.eval()
+    contract = contract_for(net.cfg, labels)
+    contract = contract.replace(frame_interval=contract.stride / synth.FPS)
+    source = {RANDOM_INIT: True, "model": model, "seed": seed}
+    return Checkpoint(net, contract, None, None, {RANDOM_INIT: source})
+
+
+def _checkpoint_path(checkpoint: str | os.PathLike) -> str | os.PathLike:
+    """`checkpoint`, or a fix-it error when it names a model config rather than a file."""
+    from lvt_edge.model import list_configs
+    from lvt_edge.model.checkpoint import OFFICIAL_SUFFIXES, paths_of
+
+    p = Path(checkpoint)
+    if str(checkpoint) in list_configs() and not p.exists() and not any(q.exists() for q in paths_of(p)) \
+            and p.suffix not in OFFICIAL_SUFFIXES:
+        raise LvtEdgeError(
+            f"{checkpoint} is a model config, not a checkpoint file: export it untrained with "
+            f"`lvt-edge export --model {checkpoint} --random-init`, or train it first with "
+            f"`lvt-edge train --model {checkpoint} ...` and export the checkpoint that writes")
+    return checkpoint
+
+
+def _check_model_for(checkpoint, model: str) -> None:
+    from lvt_edge.model import get_config
+    from lvt_edge.model.checkpoint import OFFICIAL_SUFFIXES
+
+    get_config(model)
+    if checkpoint is None or isinstance(checkpoint, Checkpoint) or Path(checkpoint).suffix not in OFFICIAL_SUFFIXES:
+        raise LvtEdgeError(
+            f"--model {model} names the config of an official checkpoint (.pth/.pyth/.pt/.ckpt) or, with "
+            f"--random-init, the config to export untrained; an lvt_edge checkpoint carries its own config, "
+            "so drop --model")
+
+
+def checkpoint_sha256(checkpoint: str | os.PathLike) -> str:
+    """The sha256 a bundle records as its source for this checkpoint file, without loading it."""
+    from lvt_edge.model.checkpoint import OFFICIAL_SUFFIXES, paths_of
+
+    p = Path(_checkpoint_path(checkpoint))
+    weights = p if p.suffix in OFFICIAL_SUFFIXES else paths_of(p)[0]
+    if not weights.is_file():
+        raise LvtEdgeError(f"checkpoint {weights} not found; pass NAME, NAME.safetensors or NAME.json of an "
+                           "lvt_edge checkpoint, or an official .pth/.pyth file")
+    return sha256_file(weights)
+
+
+@contextlib.contextmanager
+def removed_if_failed_empty(folder: str | os.PathLike) -> Iterator[None]:
+    """Remove the folders this block creates (`folder` and missing parents) again if the block
+    fails and leaves them empty: a failed export must not leave an empty folder behind."""
+    created = []
+    p = Path(folder).absolute()
+    while not os.path.lexists(p) and p != p.parent:
+        created.append(p)
+        p = p.parent
+    try:
+        yield
+    except BaseException:
+        for d in created:
+            try:
+                d.rmdir()
+            except OSError:
+                break
+        raise
 
 
 def _carry_over_variants(workdir: Path, bundle: dict[str, Any], sha: str, log: Callable[[str], None]) -> list[str]:
