@@ -100,19 +100,8 @@ int run(const Params& p, const void* q, const void* k, const void* v, const floa
     const int threads = o.threads > 0 ? o.threads : kBlockThreads;
     const Geometry g = makeGeometry(p, o.chunk_tokens);
     if (g.groups == 0) return kOk;
-    const bool gated = g.gateMode != kGateNone;
-    Args<T> a{};
-    a.g = g;
-    a.stagedWeights = gated && o.global_weights == 0;
-    a.smem = smemLayout(g, a.stagedWeights != 0);
-    a.q = static_cast<const T*>(q);
-    a.k = static_cast<const T*>(k);
-    a.v = static_cast<const T*>(v);
-    a.gateWeight = gw;
-    a.gateBias = gb;
-    a.out = static_cast<T*>(out);
     std::vector<float> workspace(workspaceBytesFor(g) / sizeof(float), kPoison);
-    a.workspace = workspace.data();
+    Args<T> a = makeArgs<T>(g, o.global_weights == 0, q, k, v, gw, gb, out, workspace.data());
 
     const int64_t blocks = std::min<int64_t>(g.groups, o.blocks > 0 ? o.blocks : 3);
     std::vector<float> smem(size_t(a.smem.total));

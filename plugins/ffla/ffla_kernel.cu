@@ -73,20 +73,9 @@ template <class T>
 cudaError_t launchTyped(const Geometry& g, const Device& dev, const void* q, const void* k, const void* v,
                         const float* gateWeight, const float* gateBias, void* out, void* workspace,
                         cudaStream_t stream) {
-    Args<T> a{};
-    a.g = g;
-    // Staged weights turn the gate's global reads into conflict-free shared memory reads;
-    // without a gate there is nothing to stage.
-    const bool gated = g.gateMode != kGateNone;
-    a.stagedWeights = gated && smemBytes(g, true) <= size_t(dev.smemOptin);
-    a.smem = smemLayout(g, a.stagedWeights != 0);
-    a.q = static_cast<const T*>(q);
-    a.k = static_cast<const T*>(k);
-    a.v = static_cast<const T*>(v);
-    a.gateWeight = gateWeight;
-    a.gateBias = gateBias;
-    a.out = static_cast<T*>(out);
-    a.workspace = static_cast<float*>(workspace);
+    // Staged weights turn the gate's global reads into conflict-free shared memory reads.
+    Args<T> a = makeArgs<T>(g, smemBytes(g, true) <= size_t(dev.smemOptin), q, k, v, gateWeight, gateBias, out,
+                            static_cast<float*>(workspace));
 
     const size_t bytes = size_t(a.smem.total) * sizeof(float);
     cudaError_t err = cudaSuccess;

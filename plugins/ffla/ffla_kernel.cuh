@@ -159,6 +159,25 @@ struct Args {
     float* workspace;  // q' of every token when a sequence has more than one chunk
 };
 
+// The arguments of one launch, the same on the GPU and the CPU. `stageWeights` asks for the gate
+// weights in shared memory (taken only when there is a gate to stage).
+template <typename T>
+Args<T> makeArgs(const Geometry& g, bool stageWeights, const void* q, const void* k, const void* v,
+                 const float* gateWeight, const float* gateBias, void* out, float* workspace) {
+    Args<T> a{};
+    a.g = g;
+    a.stagedWeights = g.gateMode != kGateNone && stageWeights;
+    a.smem = smemLayout(g, a.stagedWeights != 0);
+    a.q = static_cast<const T*>(q);
+    a.k = static_cast<const T*>(k);
+    a.v = static_cast<const T*>(v);
+    a.gateWeight = gateWeight;
+    a.gateBias = gateBias;
+    a.out = static_cast<T*>(out);
+    a.workspace = workspace;
+    return a;
+}
+
 // nullptr when the kernel supports `p` (shapes and attributes only; the CUDA launcher also
 // checks the device's shared memory), else why not.
 inline const char* paramsProblem(const Params& p) {
