@@ -202,3 +202,12 @@ def _label_difference(own: Any, labels: list[str]) -> str:
         return f"are {len(own)} labels, bundle.json's contract has {len(labels)}"
     i = next(i for i, (a, b) in enumerate(zip(own, labels)) if a != b)
     return f"differ from bundle.json's contract: class {i} is {own[i]!r} in the file, {labels[i]!r} in bundle.json"
+
+
+def untrained_note(data: dict[str, Any]) -> str | None:
+    """One line saying the bundle's model is untrained (`export --random-init`), or None."""
+    src = data.get("source") or {}
+    if not src.get("random_init"):
+        return None
+    return (f"untrained: {src.get('model')} with random weights (seed {src.get('seed')}); its predictions mean "
+            "nothing; export a trained checkpoint for real use")

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 def summary_table(data: dict[str, Any]) -> str:
     """precision, held-out top-1, batch-1 latency and size of every built variant."""
-    from lvt_edge.commands.export import untrained_note
+    from lvt_edge.bundle import untrained_note
 
     head = ("precision", "top-1 %", "vs fp32", "latency b1 ms", "speed-up", "size MB", "calibration", "engine")
     rows = []

@@ -39,7 +39,7 @@ def register(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from lvt_edge.bundle import read_bundle
+    from lvt_edge.bundle import read_bundle, untrained_note
     from lvt_edge.export import onnx_from_checkpoint
     from lvt_edge.export.pipeline import random_init_checkpoint
 
@@ -61,15 +61,6 @@ def run(args: argparse.Namespace) -> int:
     if note:
         print(note)
     return 0
-
-
-def untrained_note(bundle: dict) -> str | None:
-    """One line saying the bundle's model is untrained, or None (build's summary prints it too)."""
-    src = bundle.get("source") or {}
-    if not src.get("random_init"):
-        return None
-    return (f"untrained: {src.get('model')} with random weights (seed {src.get('seed')}); its predictions mean "
-            "nothing; export a trained checkpoint for real use")
 
 
 def _check_source_args(args: argparse.Namespace) -> None:

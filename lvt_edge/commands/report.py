@@ -22,6 +22,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=5, help="untimed runs per variant first (default 5)")
     p.add_argument("--batch", type=int, default=8, help="batch for evaluation and throughput (default 8)")
     p.add_argument("--e2e-clips", type=int, default=8, help="clips timed end to end from their files (default 8)")
+    p.add_argument("--metric", choices=("latency", "throughput"), default="latency",
+                   help="what decides speed: batch-1 latency (default) or throughput at --batch")
     p.add_argument("--out", default=None, help="output folder (default WORKDIR/report)")
 
 
@@ -33,10 +35,12 @@ def run(args: argparse.Namespace) -> int:
 
     settings = ReportSettings(precisions=args.precisions, backend=args.backend, max_drop=args.max_drop,
                               runs=args.runs, warmup=args.warmup, batch=args.batch, e2e_clips=args.e2e_clips,
-                              options=backend_options(args))
+                              metric=args.metric, options=backend_options(args))
     report = make_report(args.workdir, args.eval, settings)
     out = Path(args.out) if args.out else Path(args.workdir) / "report"
     paths = write_report(report, out)
+    if report["untrained"]:
+        print(f"*** {report['untrained'].upper()} ***")
     head, rows = summary_rows(report)
     keep = [0, 1, 2, 4, 5, 7, 12, 13]  # the columns that fit a terminal
     widths = [max(len(r[i]) for r in rows + [head]) for i in keep]
@@ -46,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     for v in report["variants"]:
         print(v["recommendation"]["line"])
     print(report["summary"]["line"])
+    for w in report["warnings"]:
+        print(f"warning: {w}", file=sys.stderr)
     print("wrote " + ", ".join(str(p) for p in paths))
     gate = report["gate"]
     if not gate["passed"]:

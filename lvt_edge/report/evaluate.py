@@ -26,9 +26,10 @@ from lvt_edge import __version__
 from lvt_edge import bundle as B
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import finite_or_none
+from lvt_edge.report.checks import calibration_overlap, class_count_warnings, overlap_warning
 from lvt_edge.report.metrics import accuracy_metrics, latency_stats
 from lvt_edge.report.timing import time_interleaved
-from lvt_edge.report.verdict import BASELINE, judge
+from lvt_edge.report.verdict import BASELINE, METRICS, judge
 from lvt_edge.runtime import BACKENDS, Classifier, load_bundle, resolve_backend
 
 FORMAT = "lvt_edge.report"
@@ -46,6 +47,7 @@ class ReportSettings:
     warmup: int = 5
     batch: int = 8
     e2e_clips: int = 8
+    metric: str = "latency"  # what decides speed: batch-1 latency, or throughput at `batch`
     options: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
 
@@ -55,6 +57,8 @@ class ReportSettings:
                                     "--warmup": (self.warmup, 0, None, True), "--batch": (self.batch, 1, None, True),
                                     "--e2e-clips": (self.e2e_clips, 1, None, True),
                                     "--threads": (self.options.get("threads"), 1, None, True)})
+        if self.metric not in METRICS:
+            problems.append(f"--metric must be one of {', '.join(METRICS)} (got {self.metric!r})")
         if problems:
             raise LvtEdgeError("; ".join(problems))
 
@@ -136,7 +140,8 @@ def make_report(workdir: str | os.PathLike, eval_path: str | os.PathLike, settin
         lat = time_interleaved({p: (lambda c=c: c.predict(one)) for p, c in clfs.items()}, settings.runs,
                                warmup=settings.warmup, desc="latency, batch 1", progress=settings.progress)
         big = np.resize(loaded.clips, (settings.batch, *contract.input_shape)).astype(np.float32)
-        tput_runs = max(3, settings.runs // 5)
+        # throughput deciding the verdict needs as many samples as latency does
+        tput_runs = settings.runs if settings.metric == "throughput" else max(5, settings.runs // 5)
         tput = time_interleaved({p: (lambda c=c: c.predict(big)) for p, c in clfs.items()}, tput_runs,
                                 warmup=1, desc=f"throughput, batch {settings.batch}", progress=settings.progress)
         e2e = time_interleaved(end_to_end_fns(clfs, good, contract), settings.e2e_clips,
@@ -154,10 +159,17 @@ def make_report(workdir: str | os.PathLike, eval_path: str | os.PathLike, settin
                                              None if p == BASELINE else probs[BASELINE]),
                 "latency_ms": dict(latency_stats(lat[p]), batch=1, samples=[round(s, 4) for s in lat[p]]),
                 "end_to_end_ms": dict(latency_stats(e2e[p]), clips=len(good), decode_preprocess_mean=decode_ms),
+                "providers": list(getattr(clf, "providers", None) or [clf.backend]),
                 "throughput": {"batch": settings.batch, "runs": tput_runs,
-                               "clips_per_s": rate(settings.batch, float(np.median(tput[p])))},
+                               "clips_per_s": rate(settings.batch, float(np.median(tput[p]))),
+                               "samples_ms": [round(s, 4) for s in tput[p]]},
             })
 
+    from lvt_edge.bundle import untrained_note
+
+    overlap = calibration_overlap(data, clipset)
+    warnings = [w for w in [overlap_warning(overlap, len(clipset))] if w]
+    warnings += class_count_warnings(loaded.labels, contract.labels)
     report = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -167,15 +179,17 @@ def make_report(workdir: str | os.PathLike, eval_path: str | os.PathLike, settin
                    "model": (data.get("model_config") or {}).get("name"), "contract": data["contract"]},
         "eval": {"clipset": str(eval_path), "content_hash": clipset.content_hash, "clips": int(len(loaded)),
                  "skipped": [{"path": str(p), "reason": r} for p, r in loaded.skipped],
-                 "labels": list(contract.labels)},
+                 "labels": list(contract.labels), "calibration_overlap": overlap},
+        "untrained": untrained_note(data),
+        "warnings": warnings,
         "settings": dict(asdict(settings), precisions=precisions, baseline_added=added,
                          options={k: v for k, v in settings.options.items() if v is not None}),
-        "machine": machine_info(),
+        "machine": machine_info(settings.options.get("threads")),
         "baseline": BASELINE,
         "variants": variants,
     }
     report["settings"].pop("progress")
-    judge(report, settings.max_drop)
+    judge(report, settings.max_drop, settings.metric)
     return report
 
 
@@ -184,9 +198,25 @@ def rate(clips: int, ms: float) -> float | None:
     return finite_or_none(clips * 1e3 / ms) if ms > 0 else None
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(threads: int | None = None) -> dict[str, Any]:
+    """Where the numbers were taken; `threads` None means the backend's default."""
     import onnxruntime
 
     return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "onnxruntime": onnxruntime.__version__}
+            "cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "threads": threads,
+            "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
+            "available_providers": list(onnxruntime.get_available_providers())}
+
+
+def cpu_model(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> str | None:
+    """The CPU's marketing name from /proc/cpuinfo (Linux); None where it is not there."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return None
+    for key in ("model name", "Hardware", "Model", "cpu model"):  # x86, then ARM (Jetson) spellings
+        for line in text.splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == key and value.strip():
+                return value.strip()
+    return None

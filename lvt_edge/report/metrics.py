@@ -38,10 +38,13 @@ def accuracy_metrics(probs: np.ndarray, labels: np.ndarray, class_names: Sequenc
     pred = probs.argmax(axis=1)
     cm = confusion_matrix(labels, pred, n_cls)
     support = cm.sum(axis=1)
-    per_class = [{"label": name, "support": int(s), "accuracy": (100.0 * float(cm[i, i]) / s) if s else None}
+    per_class = [{"label": name, "support": int(s), "accuracy": (100.0 * float(cm[i, i]) / s) if s else None,
+                  "ci95": list(wilson_interval(int(cm[i, i]), int(s))) if s else None}
                  for i, (name, s) in enumerate(zip(class_names, support))]
+    correct = int((pred == labels).sum())
     out: dict[str, Any] = {
         "top1": topk_accuracy(probs, labels, 1),
+        "top1_ci95": list(wilson_interval(correct, len(labels))),
         "top5": topk_accuracy(probs, labels, 5),
         "top5_k": min(5, n_cls),
         "agreement_top1": None,
@@ -75,3 +78,22 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
         if not dominated:
             front.append(name)
     return sorted(front, key=lambda n: points[n][0])
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a proportion, in percent (95 % by default); (0, 100) for n = 0.
+    Unlike the normal approximation it stays inside [0, 100] and is sane at 0 % or 100 %."""
+    if n <= 0:
+        return 0.0, 100.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
+
+
+def relative_spread(samples_ms: Sequence[float]) -> float:
+    """Interquartile range over the median, in percent: how much repeated runs disagree."""
+    a = np.asarray(samples_ms, np.float64)
+    q25, q50, q75 = np.percentile(a, [25, 50, 75])
+    return 100.0 * float(q75 - q25) / q50 if q50 > 0 else 0.0

@@ -16,27 +16,53 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+def _label_offsets(pts: dict[str, tuple[float, float]], xspan: float, yspan: float) -> dict[str, tuple[int, int]]:
+    """Text offsets (points) that keep labels of nearby markers apart: each label goes right of
+    its marker, on the first line free of the labels of markers nearby."""
+    offsets, placed = {}, []
+    for name, (x, y) in sorted(pts.items(), key=lambda kv: (-kv[1][1], kv[1][0])):
+        taken = {slot for (x2, y2, slot) in placed if abs(x - x2) < 0.12 * xspan and abs(y - y2) < 0.08 * yspan}
+        slot = min(set(range(len(pts))) - taken)
+        offsets[name] = (10, 6 - 15 * slot)
+        placed.append((x, y, slot))
+    return offsets
+
+
 def accuracy_vs_latency(report: dict[str, Any]) -> bytes:
+    """Median latency vs top-1; thin whiskers: latency p25..p75 and the Wilson 95 % top-1 interval.
+    The x axis starts at 0 so distances read as ratios."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(7.5, 4.4))
     ax = fig.add_subplot()
-    pts = {v["precision"]: (v["latency_ms"]["p50"], v["accuracy"]["top1"]) for v in report["variants"]}
-    for i, v in enumerate(report["variants"]):
-        p = v["precision"]
-        lat = v["latency_ms"]
-        ax.errorbar(*pts[p], xerr=[[lat["p50"] - lat["min"]], [lat["p90"] - lat["p50"]]], fmt="o", ms=9,
-                    color=COLORS.get(p), capsize=4, label=f"{p} ({v['backend']})")
-        ax.annotate(p, pts[p], textcoords="offset points", xytext=(8, 4 - 11 * i))  # stacked: points may coincide
+    variants = report["variants"]
+    pts = {v["precision"]: (v["latency_ms"]["p50"], v["accuracy"]["top1"]) for v in variants}
     front = report["summary"]["pareto_front"]
     if len(front) > 1:
-        ax.plot(*zip(*[pts[p] for p in front]), "--", color="0.4", lw=1.2, label="Pareto front")
-    ax.margins(y=0.12)
-    ax.set_xlabel("latency, batch 1 (ms, p50; bars min..p90)")
-    ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title("accuracy vs latency")
+        ax.plot(*zip(*[pts[p] for p in front]), "--", color="0.6", lw=1, zorder=1, label="Pareto front")
+    for v in variants:
+        p, (x, y) = v["precision"], pts[v["precision"]]
+        q25, q75 = np.percentile(v["latency_ms"]["samples"], [25, 75])
+        low, high = v["accuracy"]["top1_ci95"]
+        ax.errorbar(x, y, xerr=[[max(0.0, x - q25)], [max(0.0, q75 - x)]], yerr=[[y - low], [high - y]],
+                    fmt="none", ecolor=COLORS.get(p, "0.5"), elinewidth=0.8, alpha=0.45, zorder=2)
+        ax.plot(x, y, "o", ms=10, color=COLORS.get(p, "0.5"), mec="white", zorder=3,
+                label=f"{p} ({v['backend']}): {y:.1f}%, {x:.2f} ms")
+    xmax = max(x for x, _ in pts.values())
+    ylo = min(v["accuracy"]["top1_ci95"][0] for v in variants)  # the whole interval stays on the axes
+    yhi = max(v["accuracy"]["top1_ci95"][1] for v in variants)
+    pad = max(1.0, 0.15 * (yhi - ylo))
+    ax.set_xlim(0, xmax * 1.3)
+    ax.set_ylim(max(0.0, ylo - pad), min(100.0, yhi + pad) + (0.5 if yhi + pad >= 100 else 0))
+    offsets = _label_offsets(pts, xmax * 1.3, 2 * pad + yhi - ylo)
+    for p, (x, y) in pts.items():
+        ax.annotate(p, (x, y), textcoords="offset points", xytext=offsets[p], fontsize=10, weight="bold",
+                    color=COLORS.get(p, "0.3"), va="center")
+    ax.set_xlabel("latency, batch 1 (ms, median; whiskers p25-p75)")
+    ax.set_ylabel("top-1 accuracy (%; whiskers Wilson 95 %)")
+    ax.set_title(f"accuracy vs latency ({report['eval']['clips']} clips)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="lower left")
     return _png(fig)
 
 
@@ -58,29 +84,37 @@ def latency_distribution(report: dict[str, Any]) -> bytes:
 
 
 def confusion_matrices(report: dict[str, Any]) -> bytes:
+    """One row-normalised matrix per variant, two per row, counts in the cells."""
     from matplotlib.figure import Figure
 
     labels = report["eval"]["labels"]
     variants = report["variants"]
-    n = len(variants)
-    side = 2.2 + 0.3 * len(labels)
-    fig = Figure(figsize=(side * n, side + 0.6))
-    axes = fig.subplots(1, n, squeeze=False)[0]
+    n, k = len(variants), len(labels)
+    cols = min(2, n)
+    rows_n = -(-n // cols)
+    side = 2.5 + 0.38 * k
+    fig = Figure(figsize=(side * cols, side * rows_n), layout="constrained")
+    axes = fig.subplots(rows_n, cols, squeeze=False).ravel()
+    font = 9 if k <= 12 else 7 if k <= 25 else 5
+    image = None
     for ax, v in zip(axes, variants):
         cm = np.asarray(v["accuracy"]["confusion"], float)
         rows = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-        ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
-        ticks = range(len(labels))
-        ax.set_xticks(ticks, labels, rotation=90, fontsize=7)
-        ax.set_yticks(ticks, labels, fontsize=7)
+        image = ax.imshow(rows, cmap="Blues", vmin=0, vmax=1)
+        ticks = range(k)
+        ax.set_xticks(ticks, labels, rotation=45, ha="right", rotation_mode="anchor", fontsize=font)
+        ax.set_yticks(ticks, labels, fontsize=font)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title(f"{v['precision']}: top-1 {v['accuracy']['top1']:.1f}%", fontsize=9)
-        for (i, j), c in np.ndenumerate(cm):
-            if c:
-                ax.text(j, i, int(c), ha="center", va="center", fontsize=6,
-                        color="white" if rows[i, j] > 0.5 else "black")
-    fig.tight_layout()
+        ax.set_title(f"{v['precision']}: top-1 {v['accuracy']['top1']:.1f}%", fontsize=11)
+        if k <= 25:
+            for (i, j), c in np.ndenumerate(cm):
+                if c:
+                    ax.text(j, i, int(c), ha="center", va="center", fontsize=font - 1,
+                            color="white" if rows[i, j] > 0.5 else "black")
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    fig.colorbar(image, ax=axes[:n].tolist(), shrink=0.6, label="fraction of the true class")
     return _png(fig)
 
 

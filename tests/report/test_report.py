@@ -72,8 +72,19 @@ def test_markdown_and_html_carry_the_verdicts_and_plots(failing):
     _, out, report = failing
     md = (out / "report.md").read_text()
     assert "do not ship fp16" in md and "FAILED by fp16" in md and "| fp32" in md
+    assert "## Per-class top-1" in md and "Machine: " in md
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 3 and "<script" not in html and "http" not in html.split("<body>")[1]
+    assert html.count("recommended: ") == 1 and html.count("class='rec'") == 1
+    assert "<table class='per-class'>" in html
+    per_class = html.split("<table class='per-class'>")[1].split("</table>")[0]
+    assert per_class.count("<tr>") == 1 + len(report["eval"]["labels"])
+    assert "Machine: " in html and "CPUExecutionProvider" in html
+    low, high = report["variants"][0]["accuracy"]["top1_ci95"]
+    assert f"100.0 ({low:.1f}-{high:.1f})" in html  # top-1 with its Wilson interval in the table
+    # 22 clips over 11 classes: too few per class, said in all three files
+    assert any("fewer than 5 eval clips" in w for w in report["warnings"])
+    assert "fewer than 5 eval clips" in md and "fewer than 5 eval clips" in html
 
 
 def test_report_passes_the_gate_without_the_broken_variant(tmp_path, bundle, clipset, capsys):
@@ -85,6 +96,44 @@ def test_report_passes_the_gate_without_the_broken_variant(tmp_path, bundle, cli
     assert [v["precision"] for v in report["variants"]] == ["fp32", "int8"]
     assert report["settings"]["baseline_added"] is True and report["gate"]["passed"]
     assert "recommended:" in capsys.readouterr().out
+
+
+def test_report_records_the_machine_and_timing_noise(failing):
+    _, _, report = failing
+    m = report["machine"]
+    assert m["threads"] == 1 and "cpu_model" in m and m["available_providers"]
+    v = report["variants"][2]
+    assert v["providers"] == ["CPUExecutionProvider"] and len(v["throughput"]["samples_ms"]) == v["throughput"]["runs"]
+    low, high = v["speedup_ci95"]
+    assert low <= v["speedup_vs_fp32"] <= high and report["summary"]["metric"] == "latency"
+    assert report["untrained"] is None and "UNTRAINED" not in (failing[1] / "report.html").read_text()
+
+
+def test_cpu_model_reads_proc_cpuinfo(tmp_path):
+    from lvt_edge.report.evaluate import cpu_model
+
+    (tmp_path / "x86").write_text("processor\t: 0\nmodel name\t: AMD EPYC 7B13\n")
+    (tmp_path / "arm").write_text("processor\t: 0\nBogoMIPS\t: 62.50\nModel\t: NVIDIA Jetson Orin Nano\n")
+    assert cpu_model(tmp_path / "x86") == "AMD EPYC 7B13"
+    assert cpu_model(tmp_path / "arm") == "NVIDIA Jetson Orin Nano"
+    assert cpu_model(tmp_path / "none") is None
+
+
+def test_an_untrained_bundle_is_said_prominently(failing, tmp_path, capsys):
+    from lvt_edge.bundle import untrained_note
+    from lvt_edge.report import write_report
+    from lvt_edge.report.markdown import render_markdown
+
+    _, _, report = failing
+    report = json.loads(json.dumps(report))
+    report["bundle"]["source"] = {"model": "lvt-tiny", "random_init": True, "seed": 3}
+    report["untrained"] = untrained_note(report["bundle"])
+    assert report["untrained"].startswith("untrained: lvt-tiny with random weights")
+    write_report(report, tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert "class='untrained'>UNTRAINED: LVT-TINY" in html
+    assert html.index("UNTRAINED") < html.index("recommended: ")  # above everything else
+    assert "> **UNTRAINED: LVT-TINY" in render_markdown(report)
 
 
 def test_numbers_reproduce_with_the_runtime(failing, bundle, clipset):
