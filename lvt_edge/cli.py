@@ -47,7 +47,7 @@ OPTIONAL = {
     "modelopt": ("nvidia-modelopt", "quant"), "onnx_graphsurgeon": ("onnx-graphsurgeon", "quant"),
     "polygraphy": ("polygraphy", "quant"), "onnxconverter_common": ("onnxconverter-common", "quant"),
     "tensorrt": ("tensorrt", "trt"), "cuda": ("cuda-python", "trt"),
-    "cv2": ("opencv-python-headless", "app"), "matplotlib": ("matplotlib", "app"),
+    "cv2": ("opencv-python-headless", "video"), "matplotlib": ("matplotlib", "report"),
 }
 
 

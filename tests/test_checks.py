@@ -86,7 +86,7 @@ def test_missing_opencv_and_core_package(monkeypatch):
     present = {"cv2": False, "onnxruntime": False}
     status = {v.verb: v for v in C.verb_status(present=lambda m: present.get(m, True), tool=lambda t: True)}
     assert status["live"].missing == ["onnxruntime", "cv2"]
-    assert status["live"].install == ["pip install onnxruntime", "pip install 'lvt-edge[app]'"]
+    assert status["live"].install == ["pip install onnxruntime", "pip install 'lvt-edge[video]'"]
     assert status["checks"].usable
     plugin = {v.verb: v for v in C.verb_status(present=lambda m: True, tool=lambda t: t != "cmake")}["plugin"]
     assert not plugin.usable and plugin.missing == ["cmake"] and "apt install cmake" in plugin.install[0]

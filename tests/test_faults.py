@@ -110,9 +110,9 @@ def _verb_raising(monkeypatch, exc: BaseException) -> None:
      "cannot write /ro/report.json (read-only file system); choose a writable"),
     (PermissionError(errno.EACCES, "Permission denied", "/srv/x"), "/srv/x (permission denied)"),
     (ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib"),
-     "this verb needs matplotlib (matplotlib is not installed); install it with pip install 'lvt-edge[app]'"),
+     "this verb needs matplotlib (matplotlib is not installed); install it with pip install 'lvt-edge[report]'"),
     (ModuleNotFoundError("No module named 'modelopt.onnx'", name="modelopt.onnx"), "pip install 'lvt-edge[quant]'"),
-    (ModuleNotFoundError("No module named 'cv2'", name="cv2"), "pip install 'lvt-edge[app]'"),
+    (ModuleNotFoundError("No module named 'cv2'", name="cv2"), "pip install 'lvt-edge[video]'"),
     (ModuleNotFoundError("No module named 'torch'", name="torch"), "pip install 'lvt-edge[export]'"),
 ])
 def test_environment_faults_are_one_line_without_traceback(monkeypatch, capsys, exc, says):
