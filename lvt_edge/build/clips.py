@@ -8,7 +8,7 @@ or calibration. With a clip set given, the held-out clips are the ones calibrati
 Calibration needs pixels only, so it takes any clips whatever their labels (a 174-class model
 calibrates on local motion clips); labels matter only for the held-out accuracy check, which
 runs when the clips' labels are the model's (`labels_match`).
-Callers hold the work folder's lock (`lvt_edge.export.pipeline.workdir_lock`), so one build at
+Callers hold the work folder's lock (`lvt_edge.workdir.workdir_lock`), so one build at
 a time reads and fills the synthetic-clip cache.
 """
 

@@ -123,7 +123,8 @@ def build_bundle(
     folder this call created is removed when the build fails. The whole build holds WORKDIR's lock.
     """
     from lvt_edge.build.quantize import DEFAULT_OP_TYPES, METHODS
-    from lvt_edge.export.pipeline import checkpoint_sha256, removed_if_failed_empty, workdir_lock
+    from lvt_edge.export.pipeline import checkpoint_sha256, removed_if_failed_empty
+    from lvt_edge.workdir import workdir_lock
 
     log = log or (lambda msg: print(f"lvt-edge build: {msg}", file=sys.stderr))
     precisions = parse_precisions(precisions)
@@ -169,7 +170,8 @@ def _check_arguments(*, calib, calib_size, eval_clips, eval_size, latency_rounds
 def _sweep(workdir: Path, log) -> None:
     from lvt_edge.build.cache import CACHE_TEMPORARIES, cache_root
     from lvt_edge.build.quantize import TEMP_PREFIX
-    from lvt_edge.export.pipeline import EXPORT_TEMPORARIES, sweep_stale
+    from lvt_edge.export.pipeline import EXPORT_TEMPORARIES
+    from lvt_edge.workdir import sweep_stale
 
     sweep_stale(workdir, (*EXPORT_TEMPORARIES, ".model.*.engine.*.tmp", TEMP_PREFIX + "*"), log=log)
     sweep_stale(cache_root(workdir), CACHE_TEMPORARIES, log=log)
@@ -230,7 +232,7 @@ def _calibrated_variant(p, workdir, fp32_path, model_sha, subset, settings, cach
     entry together."""
     from lvt_edge.build.fp16 import fp16_onnx_from_onnx
     from lvt_edge.build.quantize import modelopt_version, qdq_onnx_from_onnx
-    from lvt_edge.export.pipeline import commit, temp_beside
+    from lvt_edge.workdir import commit, temp_beside
 
     key_settings = dict(settings, clips=len(subset))
     if p == "int8":

@@ -49,7 +49,7 @@ def test_concurrent_builds_keep_every_variant(fake_bundle, synth_clips):
 
 
 def test_lock_times_out_with_a_message(fake_bundle):
-    from lvt_edge.export.pipeline import workdir_lock
+    from lvt_edge.workdir import workdir_lock
 
     result = {}
 
