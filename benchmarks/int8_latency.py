@@ -71,7 +71,7 @@ def op_profile(path: Path, clip: np.ndarray, *, runs: int, threads: int) -> dict
 
 
 def sweep_models(workdir: Path, tmp: Path, clips: np.ndarray) -> dict[str, Path]:
-    from lvt_edge.build.quantize import qdq_onnx_from_onnx
+    from lvt_edge.variants.quantize import qdq_onnx_from_onnx
 
     out = {}
     for name, ops in SWEEP.items():

@@ -292,8 +292,8 @@ def probe_gpu(facts: Facts) -> Check:
 
 
 def probe_plugin(facts: Facts) -> Check:
-    from lvt_edge.build import plugin as P
-    from lvt_edge.build.tensorrt import choose_plugin
+    from lvt_edge.variants import plugin as P
+    from lvt_edge.variants.tensorrt import choose_plugin
     from lvt_edge.errors import LvtEdgeError
 
     trt = facts.get("tensorrt")
@@ -309,7 +309,7 @@ def probe_plugin(facts: Facts) -> Check:
 
 
 def probe_nvcc(facts: Facts) -> Check:
-    from lvt_edge.build.plugin import INSTALL, find_nvcc
+    from lvt_edge.variants.plugin import INSTALL, find_nvcc
 
     nvcc = find_nvcc()
     if nvcc is None:
@@ -491,7 +491,7 @@ def _jetson(facts: Facts) -> bool:
 
 def install_commands(missing: list[str], facts: Facts | None = None) -> list[str]:
     """The pip commands that install `missing` modules (import names), the torch wheel first."""
-    from lvt_edge.build.plugin import INSTALL
+    from lvt_edge.variants.plugin import INSTALL
     from lvt_edge.cli import OPTIONAL
 
     facts = facts or {}
@@ -511,7 +511,7 @@ def install_commands(missing: list[str], facts: Facts | None = None) -> list[str
 def verb_status(facts: Facts | None = None, present: Callable[[str], bool] = module_present,
                 tool: Callable[[str], bool] | None = None) -> list[VerbStatus]:
     """One VerbStatus per verb of the CLI, from VERB_NEEDS."""
-    from lvt_edge.build.plugin import find_nvcc
+    from lvt_edge.variants.plugin import find_nvcc
     from lvt_edge.cli import COMMANDS
 
     facts = facts or {}

@@ -9,8 +9,8 @@ from lvt_edge import bundle as B
 
 
 def register(p: argparse.ArgumentParser) -> None:
-    from lvt_edge.build.clips import DEFAULT_CALIB_SIZE, DEFAULT_EVAL_SIZE, MIN_CALIB_CLIPS
-    from lvt_edge.build.targets import TARGET_CHOICES
+    from lvt_edge.variants.clips import DEFAULT_CALIB_SIZE, DEFAULT_EVAL_SIZE, MIN_CALIB_CLIPS
+    from lvt_edge.variants.targets import TARGET_CHOICES
     from lvt_edge.commands.common import add_workdir_arg
 
     add_workdir_arg(p, "; without DIR the bundled demo model is exported into it first if it has no model.onnx")
@@ -47,7 +47,7 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lvt_edge.build import build_bundle
+    from lvt_edge.variants import build_bundle
 
     precisions = [p.strip() for item in (args.precision or ["all"]) for p in item.split(",") if p.strip()]
     data = build_bundle(

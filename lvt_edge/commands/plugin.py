@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from lvt_edge.build.plugin import plugin_from_sources
+    from lvt_edge.variants.plugin import plugin_from_sources
     from lvt_edge.errors import LvtEdgeError
 
     if args.jobs is not None and args.jobs < 1:
@@ -61,8 +61,8 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _locate(args: argparse.Namespace) -> int:
-    from lvt_edge.build import plugin as P
-    from lvt_edge.build.tensorrt import choose_plugin
+    from lvt_edge.variants import plugin as P
+    from lvt_edge.variants.tensorrt import choose_plugin
 
     version, source = (args.tensorrt_version, "--tensorrt-version") if args.tensorrt_version else P.installed_tensorrt()
     gpu, gpu_source = P.gpu_archs()

@@ -29,7 +29,7 @@ def calibration_overlap(bundle: dict[str, Any], clipset: Any) -> dict[str, Any]:
     same seed) is that subset, i.e. the eval set is the clip set the bundle was calibrated on.
     A partial overlap without digests cannot be seen.
     """
-    from lvt_edge.build.clips import CALIB_SEED
+    from lvt_edge.variants.clips import CALIB_SEED
 
     by_clip = {c: c.digest() for c in clipset.clips}
     eval_hash = _content_hash(by_clip.values())

@@ -14,7 +14,7 @@ from lvt_edge.commands.build import summary_table
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import sha256_file
 
-pytestmark = pytest.mark.filterwarnings("ignore::lvt_edge.build.clips.CalibrationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::lvt_edge.variants.clips.CalibrationWarning")
 FP32_ONLY = ["--precision", "fp32", "--eval-size", "0"]
 
 

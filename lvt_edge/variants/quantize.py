@@ -24,7 +24,7 @@ import numpy as np
 import onnx
 
 from lvt_edge import bundle as B
-from lvt_edge.build.graph import QDQ_OPS, check_exclude, check_fused_intact, input_name, op_counts, set_metadata
+from lvt_edge.variants.graph import QDQ_OPS, check_exclude, check_fused_intact, input_name, op_counts, set_metadata
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import atomic_path
 
@@ -130,7 +130,7 @@ def _die_with_parent() -> None:
 
 
 def _run_worker(job: Path, log: Path) -> None:
-    cmd = [sys.executable, "-m", "lvt_edge.build._modelopt_worker", str(job)]
+    cmd = [sys.executable, "-m", "lvt_edge.variants._modelopt_worker", str(job)]
     with open(log, "w") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=_worker_env(),
                                 start_new_session=True, preexec_fn=_die_with_parent)

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from lvt_edge import bundle as B
-from lvt_edge.build import build_bundle
+from lvt_edge.variants import build_bundle
 from lvt_edge.contract import ClipContract
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import sha256_file
 
-pytestmark = pytest.mark.filterwarnings("ignore::lvt_edge.build.clips.CalibrationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::lvt_edge.variants.clips.CalibrationWarning")
 FAST = dict(calib_size=11, latency_rounds=2, progress=False)
 
 
@@ -70,7 +70,7 @@ def test_lock_times_out_with_a_message(fake_bundle):
 
 
 def test_incomplete_synthetic_cache_is_made_again(tmp_path):
-    from lvt_edge.build import clips as C
+    from lvt_edge.variants import clips as C
 
     folder = tmp_path / ".cache" / "synth" / "calib-seed0-n3"
     folder.mkdir(parents=True)

@@ -9,8 +9,8 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from lvt_edge.build import fp16 as F
-from lvt_edge.build.graph import fused_nodes, function_takes_fp16_io
+from lvt_edge.variants import fp16 as F
+from lvt_edge.variants.graph import fused_nodes, function_takes_fp16_io
 from lvt_edge.export.node import DOMAIN, OP_TYPE
 
 F32, F16 = TensorProto.FLOAT, TensorProto.FLOAT16
@@ -119,7 +119,7 @@ def test_an_old_body_keeps_fp32_io_and_warns(contract, make_model, clips, tmp_pa
 def demo_fp16(tmp_path_factory):
     """The real build on the bundled demo model: export, synthetic calibration (32 clips) and 64
     held-out synthetic clips (the must-show 500-clip numbers come from `lvt-edge build`)."""
-    from lvt_edge.build import build_bundle
+    from lvt_edge.variants import build_bundle
     from lvt_edge.demo import DEMO_CHECKPOINT
 
     if not DEMO_CHECKPOINT.with_name(DEMO_CHECKPOINT.name + ".safetensors").is_file():

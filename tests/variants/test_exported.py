@@ -6,11 +6,11 @@ import onnx
 import pytest
 
 from lvt_edge import bundle as B
-from lvt_edge.build import build_bundle
-from lvt_edge.build.graph import fused_nodes, op_counts
+from lvt_edge.variants import build_bundle
+from lvt_edge.variants.graph import fused_nodes, op_counts
 
 
-@pytest.mark.filterwarnings("ignore::lvt_edge.build.clips.CalibrationWarning")
+@pytest.mark.filterwarnings("ignore::lvt_edge.variants.clips.CalibrationWarning")
 def test_int8_and_fp16_of_an_exported_model(tmp_path, synth_clips):
     from lvt_edge.data import synth
     from lvt_edge.export import onnx_from_checkpoint

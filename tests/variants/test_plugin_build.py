@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from lvt_edge.build import plugin as P
-from lvt_edge.build import tensorrt as TR
+from lvt_edge.variants import plugin as P
+from lvt_edge.variants import tensorrt as TR
 from lvt_edge.cli import main
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import sha256_file

@@ -8,9 +8,9 @@ import onnxruntime as ort
 import pytest
 
 from lvt_edge import bundle as B
-from lvt_edge.build import fp16 as F
-from lvt_edge.build.graph import check_fused_intact, fused_nodes, metadata, op_counts
-from lvt_edge.build.quantize import qdq_onnx_from_onnx
+from lvt_edge.variants import fp16 as F
+from lvt_edge.variants.graph import check_fused_intact, fused_nodes, metadata, op_counts
+from lvt_edge.variants.quantize import qdq_onnx_from_onnx
 from lvt_edge.errors import LvtEdgeError
 
 

@@ -14,10 +14,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from lvt_edge import bundle as B
-from lvt_edge.build import clips as C
-from lvt_edge.build.cache import CalibrationCache, calibration_key
-from lvt_edge.build.graph import load_lvt_onnx
-from lvt_edge.build.targets import DEFAULT_BATCH, check_request, parse_batch, resolve_target
+from lvt_edge.variants import clips as C
+from lvt_edge.variants.cache import CalibrationCache, calibration_key
+from lvt_edge.variants.graph import load_lvt_onnx
+from lvt_edge.variants.targets import DEFAULT_BATCH, check_request, parse_batch, resolve_target
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import sha256_file
 
@@ -122,7 +122,7 @@ def build_bundle(
     with no model.onnx gets the bundled demo model if `export_demo`, else an error, and a
     folder this call created is removed when the build fails. The whole build holds WORKDIR's lock.
     """
-    from lvt_edge.build.quantize import DEFAULT_OP_TYPES, METHODS
+    from lvt_edge.variants.quantize import DEFAULT_OP_TYPES, METHODS
     from lvt_edge.export.pipeline import checkpoint_sha256, removed_if_failed_empty
     from lvt_edge.workdir import workdir_lock
 
@@ -151,7 +151,7 @@ def build_bundle(
 def _check_arguments(*, calib, calib_size, eval_clips, eval_size, latency_rounds, method, methods, op_types,
                      exclude) -> None:
     """Everything about the request that can be checked before exporting, decoding or calibrating."""
-    from lvt_edge.build.graph import check_exclude
+    from lvt_edge.variants.graph import check_exclude
 
     C.check_count("--calib-size", calib_size, minimum=1, optional=True)
     C.check_count("--eval-size", eval_size, minimum=0)
@@ -168,8 +168,8 @@ def _check_arguments(*, calib, calib_size, eval_clips, eval_size, latency_rounds
 
 
 def _sweep(workdir: Path, log) -> None:
-    from lvt_edge.build.cache import CACHE_TEMPORARIES, cache_root
-    from lvt_edge.build.quantize import TEMP_PREFIX
+    from lvt_edge.variants.cache import CACHE_TEMPORARIES, cache_root
+    from lvt_edge.variants.quantize import TEMP_PREFIX
     from lvt_edge.export.pipeline import EXPORT_TEMPORARIES
     from lvt_edge.workdir import sweep_stale
 
@@ -230,8 +230,8 @@ def _calibrated_variant(p, workdir, fp32_path, model_sha, subset, settings, cach
                         calibration_clips, source, log, progress) -> dict[str, Any]:
     """Calibrate (or take from the cache) precision `p`, then commit its ONNX and its bundle.json
     entry together."""
-    from lvt_edge.build.fp16 import fp16_onnx_from_onnx
-    from lvt_edge.build.quantize import modelopt_version, qdq_onnx_from_onnx
+    from lvt_edge.variants.fp16 import fp16_onnx_from_onnx
+    from lvt_edge.variants.quantize import modelopt_version, qdq_onnx_from_onnx
     from lvt_edge.workdir import commit, temp_beside
 
     key_settings = dict(settings, clips=len(subset))
@@ -282,7 +282,7 @@ def _calibrated_variant(p, workdir, fp32_path, model_sha, subset, settings, cach
 
 
 def _build_engines(workdir, precisions, contract, plugin, no_plugin, batch, log) -> None:
-    from lvt_edge.build.tensorrt import engine_from_onnx
+    from lvt_edge.variants.tensorrt import engine_from_onnx
 
     for p in precisions:
         entry = B.variant(B.read_bundle(workdir), p, workdir)
@@ -309,7 +309,7 @@ def _eval_set(workdir, calib, calib_set, subset, eval_clips, eval_size, progress
 
 
 def _verify(workdir, precisions, eval_set, contract, latency_rounds, progress, log) -> None:
-    from lvt_edge.build.verify import accuracy_skipped, latency_side_by_side, top1, verification
+    from lvt_edge.variants.verify import accuracy_skipped, latency_side_by_side, top1, verification
 
     info = C.describe(eval_set)
     order = ["fp32", *(p for p in precisions if p != "fp32")]

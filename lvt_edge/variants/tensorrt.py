@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 import onnx
 
-from lvt_edge.build import plugin as P
-from lvt_edge.build.graph import fused_nodes, fused_op, input_name
+from lvt_edge.variants import plugin as P
+from lvt_edge.variants.graph import fused_nodes, fused_op, input_name
 from lvt_edge.contract import ClipContract
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import atomic_path, sha256_file, write_bytes_atomic

@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 
 from lvt_edge import bundle as B
-from lvt_edge.build.graph import (cast_to, check_exclude, check_fused_intact, fused_nodes, fused_op,
+from lvt_edge.variants.graph import (cast_to, check_exclude, check_fused_intact, fused_nodes, fused_op,
                                   function_takes_fp16_io, input_name, set_metadata)
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import atomic_path

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from lvt_edge.build import targets as T
-from lvt_edge.build import tensorrt as TR
-from lvt_edge.build.graph import fused_nodes
+from lvt_edge.variants import targets as T
+from lvt_edge.variants import tensorrt as TR
+from lvt_edge.variants.graph import fused_nodes
 from lvt_edge.errors import LvtEdgeError
 
 

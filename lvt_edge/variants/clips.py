@@ -22,7 +22,7 @@ import shutil
 import warnings
 from pathlib import Path
 
-from lvt_edge.build.cache import cache_root
+from lvt_edge.variants.cache import cache_root
 from lvt_edge.contract import ClipContract
 from lvt_edge.errors import LvtEdgeError
 

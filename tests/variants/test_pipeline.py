@@ -8,14 +8,14 @@ import onnx
 import pytest
 
 from lvt_edge import bundle as B
-from lvt_edge.build import build_bundle
-from lvt_edge.build import pipeline as P
-from lvt_edge.build.clips import CalibrationWarning
-from lvt_edge.build.graph import fused_nodes, op_counts
+from lvt_edge.variants import build_bundle
+from lvt_edge.variants import pipeline as P
+from lvt_edge.variants.clips import CalibrationWarning
+from lvt_edge.variants.graph import fused_nodes, op_counts
 from lvt_edge.cli import main
 from lvt_edge.errors import LvtEdgeError
 
-pytestmark = pytest.mark.filterwarnings("ignore::lvt_edge.build.clips.CalibrationWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::lvt_edge.variants.clips.CalibrationWarning")
 FAST = dict(calib_size=11, latency_rounds=2, progress=False)
 
 
@@ -49,7 +49,7 @@ def test_same_key_reuses_calibration_and_force_redoes(fake_bundle, synth_clips, 
     def no_quantizer(*a, **k):
         raise AssertionError("calibration ran again")
 
-    monkeypatch.setattr("lvt_edge.build.quantize.qdq_onnx_from_onnx", no_quantizer)
+    monkeypatch.setattr("lvt_edge.variants.quantize.qdq_onnx_from_onnx", no_quantizer)
     again = _build(fake_bundle, "int8", synth_clips, eval_size=0)["variants"]["int8"]
     assert again["calibration"]["reused"] and again["sha256"] == first["sha256"]
     assert again["calibration"]["key"] == first["calibration"]["key"]

@@ -1,7 +1,7 @@
 """Precision builds: an exported fp32 ONNX -> fp16 / int8 ONNX (calibrated on clip sets) and,
 where TensorRT exists, engines; everything recorded in the bundle's JSON.
 
-    from lvt_edge.build import build_bundle
+    from lvt_edge.variants import build_bundle
     data = build_bundle("lvt-bundle", "int8", calib="calib/motion")
 
 Stages: `qdq_onnx_from_onnx` (quantize.py), `fp16_onnx_from_onnx` (fp16.py),
@@ -9,7 +9,7 @@ Stages: `qdq_onnx_from_onnx` (quantize.py), `fp16_onnx_from_onnx` (fp16.py),
 calibration cache (cache.py) for a target from the table in targets.py.
 """
 
-from lvt_edge.build.pipeline import build_bundle, parse_precisions
-from lvt_edge.build.targets import TARGET_CHOICES, TARGETS
+from lvt_edge.variants.pipeline import build_bundle, parse_precisions
+from lvt_edge.variants.targets import TARGET_CHOICES, TARGETS
 
 __all__ = ["TARGETS", "TARGET_CHOICES", "build_bundle", "parse_precisions"]

@@ -1,7 +1,7 @@
 """Runs nvidia-modelopt's ONNX INT8 quantization in a process of its own.
 
 modelopt's `quantize()` patches onnxruntime's calibrators for the rest of the process, so
-`lvt_edge.build.quantize` starts this module with `python -m` and one JSON job file:
+`lvt_edge.variants.quantize` starts this module with `python -m` and one JSON job file:
 {"onnx", "output", "calibration" (.npy of preprocessed clips), "input", "method",
 "op_types", "exclude", "batch"}.
 
@@ -19,7 +19,7 @@ import sys
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m lvt_edge.build._modelopt_worker JOB.json", file=sys.stderr)
+        print("usage: python -m lvt_edge.variants._modelopt_worker JOB.json", file=sys.stderr)
         return 2
     parent = os.environ.get("LVT_EDGE_PARENT_PID")
     if parent and os.getppid() != int(parent):
