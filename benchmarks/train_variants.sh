@@ -28,7 +28,7 @@ run() {  # run NAME ARGS...: one training run, logged to WORK/NAME.log, at most 
   [ -e "$WORK/$name" ] && { echo "keeping $WORK/$name"; return; }
   while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
   OMP_NUM_THREADS=1 /usr/bin/time -f "$name: %e s wall" lvt-edge train --data "$WORK/train" --val "$WORK/val" \
-    --epochs "$EPOCHS" --batch-size 8 --reverse-pairs synth --no-progress --out "$WORK/$name" "$@" \
+    --epochs "$EPOCHS" --batch 8 --reverse-pairs synth -q --out "$WORK/$name" "$@" \
     > "$WORK/$name.log" 2>&1 &
 }
 

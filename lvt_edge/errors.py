@@ -8,3 +8,7 @@ Bugs are ordinary exceptions and keep their tracebacks.
 
 class LvtEdgeError(Exception):
     """A problem the user can fix; the message says how."""
+
+
+class LvtEdgeWarning(UserWarning):
+    """Base of lvt_edge's own warnings: shown at every verbosity (third-party ones only with -v)."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import shlex
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -16,16 +18,16 @@ def int_list(text: str) -> tuple[int, ...]:
 
 
 def register(p: argparse.ArgumentParser) -> None:
-    from lvt_edge.commands.common import add_backend_args, add_workdir_arg, precision_list
+    from lvt_edge.commands.common import add_backend_args, add_json_arg, add_workdir_arg, precision_list
 
     add_workdir_arg(p)
     p.add_argument("--precision", type=precision_list, default=None,
                    help="comma list, e.g. fp32,int8 (default: every variant the bundle has)")
-    p.add_argument("--batch", type=int_list, default=(1,), help="comma list of batch sizes (default 1)")
+    p.add_argument("--batch", type=int_list, default=(1,), help="clips per model call; a comma list times each (default 1)")
     p.add_argument("--runs", type=int, default=50, help="timed runs per variant and batch (default 50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
     add_backend_args(p)
-    p.add_argument("--json", default=None, metavar="FILE", help="also write the numbers to this JSON file")
+    add_json_arg(p, "the numbers")
 
 
 def bench(workdir, precisions, batches, runs, warmup, backend, options, progress=True) -> list[dict]:
@@ -89,11 +91,19 @@ def run(args: argparse.Namespace) -> int:
     table = [(r["precision"], r["backend"], str(r["batch"]), f"{r['mean']:.2f}", f"{r['p50']:.2f}", f"{r['p90']:.2f}",
               f"{r['p99']:.2f}", _fmt(r["clips_per_s"], ".1f"),
               _fmt(base[r["batch"]] / r["p50"] if r["p50"] > 0 else None, ".2f", "x")) for r in rows]
-    widths = [max(len(t[i]) for t in table + [head]) for i in range(len(head))]
-    for t in [head] + table:
-        print("  ".join(c.ljust(w) for c, w in zip(t, widths)))
-    print(f"\n{args.runs} runs per row after {args.warmup} warm-up, variants interleaved; "
-          f"speed-up vs {rows[0]['precision']} at the same batch (p50).")
-    if args.json:
-        write_json_atomic(args.json, {"runs": args.runs, "warmup": args.warmup, "rows": rows})
+    doc = {"runs": args.runs, "warmup": args.warmup, "rows": rows}
+    if args.json == "-":
+        print(json.dumps(doc, indent=2))
+    else:
+        widths = [max(len(t[i]) for t in table + [head]) for i in range(len(head))]
+        for t in [head] + table:
+            print("  ".join(c.ljust(w) for c, w in zip(t, widths)))
+        print(f"\n{args.runs} runs per row after {args.warmup} warm-up, variants interleaved; "
+              f"speed-up vs {rows[0]['precision']} at the same batch (p50).")
+    if args.json and args.json != "-":
+        write_json_atomic(args.json, doc)
+    from lvt_edge import console
+
+    console.done(f"{len(rows)} rows" + (f", numbers in {args.json}" if args.json and args.json != "-" else ""),
+                 f"lvt-edge report {shlex.quote(str(args.workdir))} --eval CLIPS   (what each precision costs in accuracy)")
     return 0

@@ -11,7 +11,7 @@ from lvt_edge import bundle as B
 def register(p: argparse.ArgumentParser) -> None:
     from lvt_edge.variants.clips import DEFAULT_CALIB_SIZE, DEFAULT_EVAL_SIZE, MIN_CALIB_CLIPS
     from lvt_edge.variants.targets import TARGET_CHOICES
-    from lvt_edge.commands.common import add_workdir_arg
+    from lvt_edge.commands.common import add_renamed, add_workdir_arg
 
     add_workdir_arg(p, "; without DIR the bundled demo model is exported into it first if it has no model.onnx")
     p.set_defaults(workdir=None)  # None: DIR not given, the only case that may export the demo model
@@ -37,8 +37,9 @@ def register(p: argparse.ArgumentParser) -> None:
                         "for this TensorRT, see `lvt-edge plugin locate`)")
     p.add_argument("--no-plugin", action="store_true",
                    help="tensorrt target: build without the plugin (TensorRT runs the op's ONNX function)")
-    p.add_argument("--batch", default="1:1:8", metavar="MIN:OPT:MAX",
-                   help="TensorRT optimisation profile batch range (default 1:1:8)")
+    p.add_argument("--batch-profile", default="1:1:8", metavar="MIN:OPT:MAX",
+                   help="tensorrt target: the batch sizes the engine accepts (min, the one it is tuned for, max)")
+    add_renamed(p, "--batch", "--batch-profile", "batch_profile")
     p.add_argument("--force", action="store_true", help="recalibrate even when the cache holds this calibration")
     p.add_argument("--eval", dest="eval_clips", metavar="CLIPSET", default=None,
                    help="held-out clips to verify on (default: synthetic test clips, or the unused part of --calib)")
@@ -54,11 +55,26 @@ def run(args: argparse.Namespace) -> int:
         args.workdir or B.DEFAULT_WORKDIR, precisions, checkpoint=args.checkpoint, export_demo=args.workdir is None,
         calib=args.calib, calib_size=args.calib_size, method=args.method,
         exclude=args.exclude, target=args.target, plugin=args.plugin, no_plugin=args.no_plugin,
-        batch=args.batch, force=args.force, eval_clips=args.eval_clips, eval_size=args.eval_size,
+        batch=args.batch_profile, force=args.force, eval_clips=args.eval_clips, eval_size=args.eval_size,
         op_types=args.op_types.split(",") if args.op_types else None,
     )
     print(summary_table(data))
+    _closing(args.workdir or B.DEFAULT_WORKDIR, data)
     return 0
+
+
+def _closing(workdir, data: dict[str, Any]) -> None:
+    import shlex
+
+    from lvt_edge import console
+
+    built = [p for p in B.PRECISIONS if p in data["variants"]]
+    q = shlex.quote(str(workdir))
+    bundle = "" if str(workdir) == B.DEFAULT_WORKDIR else f" --bundle {q}"
+    fastest = built[-1]
+    console.done(f"bundle {workdir}/ ({', '.join(built)}; bundle.json says what each is)",
+                 f"lvt-edge report {q} --eval CLIPS   (accuracy vs latency on your clips; which precision to ship)",
+                 f"lvt-edge live{bundle} --precision {fastest} --source synth:   (a synthetic camera; --source 0 for yours)")
 
 
 def summary_table(data: dict[str, Any]) -> str:
@@ -76,7 +92,7 @@ def summary_table(data: dict[str, Any]) -> str:
         rows.append((
             p,
             f"{h['top1']:.2f}" if "top1" in h else "-",
-            f"{-h['drop_pt']:+.2f}" if "drop_pt" in h else "",
+            f"{-h['drop_pt'] + 0.0:+.2f}" if "drop_pt" in h else "",  # + 0.0: no "-0.00"
             f"{h['latency_ms_b1']:.2f}" if "latency_ms_b1" in h else "-",
             f"{h['speedup_vs_fp32']:.2f}x" if "speedup_vs_fp32" in h else "-",
             f"{v['size_bytes'] / 1e6:.2f}" if v.get("size_bytes") else "-",

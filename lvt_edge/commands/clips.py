@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+
+from lvt_edge import console
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -33,6 +36,11 @@ def run(args: argparse.Namespace) -> int:
         manifest = synth.generate(args.out, split=args.split, num=args.num, seed=args.seed,
                                   frames=args.frames, size=args.size)
         print(f"wrote {args.num} clips and {manifest}")
+        q = shlex.quote(str(args.out))
+        console.done(f"{args.num} {args.split} clips in {args.out}",
+                     f"lvt-edge build --calib {q}   (calibrate int8/fp16 on them)" if args.split == "calib" else
+                     f"lvt-edge report --eval {q}   (accuracy of a bundle on them)" if args.split in ("val", "test") else
+                     f"lvt-edge train --data {q} --val VAL --out runs/NAME")
         return 0
     from lvt_edge.data import open_clipset
     from lvt_edge.errors import LvtEdgeError
@@ -47,4 +55,6 @@ def run(args: argparse.Namespace) -> int:
     for label, n in cs.counts().items():
         print(f"  {label.ljust(width)}  {n}")
     print(f"content hash: {cs.content_hash}")
+    q = shlex.quote(str(args.path))
+    console.done(f"{len(cs)} clips checked", f"lvt-edge build --calib {q}  or  lvt-edge report --eval {q}")
     return 0

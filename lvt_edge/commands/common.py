@@ -44,3 +44,30 @@ def add_bundle_args(p: argparse.ArgumentParser) -> None:
     add_backend_args(p)
     p.add_argument("--frame-interval", type=float, default=None, metavar="SECONDS",
                    help="seconds between the model's frames (default: the bundle's clip contract)")
+
+
+def add_json_arg(p: argparse.ArgumentParser, what: str, *, default_file: bool = False) -> None:
+    """`--json [FILE]`, the same in every verb: without FILE (or with -) the JSON goes to stdout
+    instead of the table; with FILE it is written there (atomically) as well as the table."""
+    p.add_argument("--json", nargs="?", const="-", default=None, metavar="FILE",
+                   help=f"{what} as JSON: to stdout instead of the table, or to FILE as well")
+
+
+class RenamedOption(argparse.Action):
+    """An old spelling kept working for a while: stores into the new option's dest and says so."""
+
+    def __init__(self, option_strings, dest, new: str, **kw):
+        self.new = new
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import sys
+
+        print(f"{parser.prog}: note: {option_string} is now spelled {self.new}; the old spelling will go away",
+              file=sys.stderr)
+        setattr(namespace, self.dest, self.const if self.nargs == 0 else values)
+
+
+def add_renamed(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kw) -> None:
+    """Accept `old` as a hidden alias of `new` (same dest and type)."""
+    p.add_argument(old, action=RenamedOption, dest=dest, new=new, default=argparse.SUPPRESS, **kw)

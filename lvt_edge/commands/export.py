@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 
 def register(p: argparse.ArgumentParser) -> None:
     from lvt_edge.bundle import DEFAULT_WORKDIR
+    from lvt_edge.commands.common import add_renamed
 
     p.add_argument("checkpoint", nargs="?", default=None,
                    help="checkpoint (NAME, NAME.safetensors or NAME.json; official .pth too); default: the bundled "
@@ -22,8 +24,10 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, metavar="S", help="--random-init: weight seed (default 0)")
     p.add_argument("--num-classes", type=int, default=None, metavar="N",
                    help="--random-init: N classes named class_0.. (default: the 11 synthetic motion classes)")
-    p.add_argument("-o", "--output", "--workdir", dest="workdir", default=DEFAULT_WORKDIR,
+    p.add_argument("-o", "--out", dest="workdir", default=DEFAULT_WORKDIR,
                    help=f"bundle folder to write model.onnx and bundle.json into (default: {DEFAULT_WORKDIR})")
+    for old in ("--output", "--workdir"):
+        add_renamed(p, old, "-o/--out", "workdir")
     p.add_argument("--simplifier", choices=("onnxslim", "onnxsim", "none"), default="onnxslim",
                    help="graph simplifier (default: onnxslim, which keeps MatMul for quantization)")
     p.add_argument("--no-fuse", dest="fuse", action="store_false",
@@ -60,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     note = untrained_note(read_bundle(args.workdir))
     if note:
         print(note)
+    from lvt_edge import console
+
+    console.done(f"{path} and bundle.json", f"lvt-edge build {shlex.quote(str(args.workdir))}   (fp32/fp16/int8 variants, verified)")
     return 0
 
 

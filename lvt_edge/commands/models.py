@@ -31,4 +31,8 @@ def run(args: argparse.Namespace) -> int:
     for r in [head] + rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
     print("\nGMACs: multiply-adds per clip (the LVT paper's 'FLOPs'); GFLOPs counts 2 per multiply-add.")
+    from lvt_edge import console
+
+    console.done(f"{len(rows)} configs", "lvt-edge export --model NAME --random-init -o DIR   (build and time any of them untrained)",
+                 "lvt-edge train --model NAME --data CLIPS --val CLIPS --out runs/NAME")
     return 0

@@ -7,6 +7,9 @@ import argparse
 import json
 import sys
 
+from lvt_edge.commands.common import add_json_arg
+from lvt_edge.console import VERBOSE
+
 
 def register(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="build|locate", required=True)
@@ -23,7 +26,6 @@ def register(p: argparse.ArgumentParser) -> None:
                         "project's default list (default: this machine's GPU, else all)")
     b.add_argument("-j", "--jobs", type=int, default=None, metavar="N", help="parallel compile jobs (default: CPU count)")
     b.add_argument("--force", action="store_true", help="rebuild even when the cache holds this build")
-    b.add_argument("-v", "--verbose", action="store_true", help="show all of cmake's output (default: progress and diagnostics)")
     _add_source_arg(b, "the plugins/ folder to build")
     loc = sub.add_parser(
         "locate", aliases=["info"], help="which plugin library `build --target tensorrt` would use here, and why",
@@ -32,7 +34,7 @@ def register(p: argparse.ArgumentParser) -> None:
     loc.add_argument("--tensorrt-version", metavar="X.Y.Z", default=None,
                      help="choose for this TensorRT version instead of the installed one")
     loc.add_argument("--path", action="store_true", help="print only the library's path (for scripts, trtexec)")
-    loc.add_argument("--json", action="store_true", help="print the choice as JSON")
+    add_json_arg(loc, "the choice")
     _add_source_arg(loc, "the plugins/ folder whose sources cache entries are checked against")
 
 
@@ -55,8 +57,11 @@ def _build(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise LvtEdgeError(f"--jobs {args.jobs}: expected a positive number of parallel jobs")
     built = plugin_from_sources(tensorrt_include=args.tensorrt_include, arch=args.arch, jobs=args.jobs,
-                                force=args.force, source=args.source, verbose=args.verbose)
+                                force=args.force, source=args.source, verbose=args.verbosity >= VERBOSE)
     print(built.library)
+    from lvt_edge import console
+
+    console.done(f"plugin library {built.library}", "lvt-edge build DIR --target tensorrt   (finds this library without flags)")
     return 0
 
 
@@ -78,9 +83,13 @@ def _locate(args: argparse.Namespace) -> int:
         "plugin_json": choice.record, "passed_over": list(choice.passed_over),
         "cache": str(P.plugin_cache()),
     }
-    if args.json:
+    if args.json == "-":
         print(json.dumps(info, indent=2))
         return 0
+    if args.json:
+        from lvt_edge.io import write_json_atomic
+
+        write_json_atomic(args.json, info)
     print(f"library:  {choice.path}")
     print(f"why:      {choice.why}")
     print(f"TensorRT: {version or 'unknown'} ({source})")

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from lvt_edge.commands.common import add_bundle_args, backend_options
+from lvt_edge.commands.common import add_bundle_args, add_json_arg, add_renamed, backend_options
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -19,11 +19,11 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="frame rate of folders of frames (default: none; each folder is then one window)")
     p.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
                    help="seconds read from a URL or camera before classifying it (default 10)")
-    p.add_argument("--batch", type=int, default=8, help="windows per model call (default 8)")
+    p.add_argument("--batch", type=int, default=8, help="clips per model call: windows of the videos (default 8)")
     p.add_argument("--topk", type=int, default=3, help="classes listed per video (default 3)")
     p.add_argument("--windows", action="store_true", help="also print each video's windows (start-end s, label, prob)")
-    p.add_argument("--json", default=None, metavar="FILE", help="write the results as JSON to FILE (- for stdout)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_json_arg(p, "the results")
+    add_renamed(p, "--no-progress", "-q/--quiet", "verbosity", nargs=0, const=0)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     to_stdout = args.json == "-"
     with load_bundle(args.bundle, args.precision, args.backend, **backend_options(args)) as clf:
         labels = clf.labels
-        results = list(predict_videos(clf, items, settings, progress=not (args.no_progress or to_stdout)))
+        results = list(predict_videos(clf, items, settings, progress=not to_stdout))
         backend = clf.backend
     accuracy = folder_accuracy(results, labels)
     failed = [r for r in results if r.error is not None]

@@ -8,6 +8,8 @@ BUNDLED_DEMO = "<the bundled demo model>"  # what a bare --finetune means
 
 
 def register(p: argparse.ArgumentParser) -> None:
+    from lvt_edge.commands.common import add_renamed
+
     p.add_argument("--model", default="lvt-tiny", help="model config (see `lvt-edge models`; default lvt-tiny)")
     p.add_argument("--attention", choices=("ffla", "linear", "softmax"), default=None,
                    help="attention variant (default: the config's, ffla)")
@@ -20,7 +22,8 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="start from this checkpoint; a new classifier is made when the labels differ. "
                         "--finetune alone starts from the bundled demo model, which already tells motion "
                         "directions apart (training from scratch on small sets often does not)")
-    p.add_argument("--batch-size", type=int, default=16, help="clips per step (default 16)")
+    p.add_argument("--batch", type=int, default=16, help="clips per training step (default 16)")
+    add_renamed(p, "--batch-size", "--batch", "batch", type=int)
     p.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default 1e-3)")
     p.add_argument("--weight-decay", type=float, default=0.05, help="AdamW weight decay (default 0.05)")
     p.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warm-up length (default 1)")
@@ -41,14 +44,14 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-bad-fraction", type=float, default=0.05,
                    help="fail when more than this fraction of clips is unreadable (default 0.05)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, order and augmentation (default 0)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_renamed(p, "--no-progress", "-q/--quiet", "verbosity", nargs=0, const=0)
 
 
 def run(args: argparse.Namespace) -> int:
     from lvt_edge.training import TrainOptions, train
 
     opts = TrainOptions(
-        model=args.model, attention=args.attention, epochs=args.epochs, batch_size=args.batch_size,
+        model=args.model, attention=args.attention, epochs=args.epochs, batch_size=args.batch,
         lr=args.lr, weight_decay=args.weight_decay, warmup_epochs=args.warmup_epochs,
         label_smoothing=args.label_smoothing, hflip=args.hflip, seed=args.seed,
         reverse_pairs=parse_pairs(args.reverse_pairs),
@@ -61,9 +64,15 @@ def run(args: argparse.Namespace) -> int:
 
         finetune = demo_checkpoint()
     result = train(args.data, args.val, args.out, opts, resume=args.resume, finetune=finetune,
-                   progress=not args.no_progress)
+                   progress=True)
     print(f"best val top-1 {result.best_top1:.4f}: checkpoint {result.best}.safetensors (+ .json); "
           f"resume with --resume {result.last}")
+    import shlex
+
+    from lvt_edge import console
+
+    console.done(f"checkpoint {result.best}.safetensors",
+                 f"lvt-edge build DIR --checkpoint {shlex.quote(str(result.best))}   (export and build in one step)")
     return 0
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,10 +11,10 @@ import numpy as np
 from lvt_edge.contract import ClipContract
 from lvt_edge.data.clipset import Clip, ClipSet
 from lvt_edge.data.decode import BadClip, decode_clip
-from lvt_edge.errors import LvtEdgeError
+from lvt_edge.errors import LvtEdgeError, LvtEdgeWarning
 
 
-class BadClipWarning(UserWarning):
+class BadClipWarning(LvtEdgeWarning):
     """A clip was skipped; the message names it and says why."""
 
 
@@ -55,12 +54,11 @@ def decode_clips(clipset: ClipSet, contract: ClipContract, *, max_bad_fraction: 
 
     Bad clips are skipped with a BadClipWarning; more than `max_bad_fraction` of them, none
     left, or a class that had clips and has none left, is an LvtEdgeError."""
-    from tqdm import tqdm
+    from lvt_edge.console import bar
 
     index = _label_index(clipset, contract)
     frames, labels, paths, skipped, bad = [], [], [], [], []
-    for clip in tqdm(clipset.clips, desc="decoding clips", unit="clip", disable=not progress,
-                     file=sys.stderr, leave=False):
+    for clip in bar(clipset.clips, "decoding clips", "clip", enabled=progress):
         try:
             frames.append(decode_clip(clip, contract))
         except BadClip as e:

@@ -20,7 +20,6 @@ import math
 import numbers
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -81,7 +80,7 @@ def generate(out_dir: str | os.PathLike, *, split: str, num: int, seed: int,
     `out_dir` is either absent or complete. A complete `out_dir` made with the same arguments
     (the same synth.json; e.g. by a run that finished first) is reused; anything else already
     in `out_dir` is an error."""
-    from tqdm import tqdm
+    from lvt_edge.console import bar
 
     frames = DEFAULT_FRAMES if frames is None else frames
     size = DEFAULT_SIZE if size is None else size
@@ -99,7 +98,7 @@ def generate(out_dir: str | os.PathLike, *, split: str, num: int, seed: int,
     try:
         (tmp / PARTIAL_MARK).touch()
         rows = []
-        for i in tqdm(range(num), desc=f"synth {split}", unit="clip", disable=not progress, file=sys.stderr):
+        for i in bar(range(num), f"synth {split}", "clip", enabled=progress):
             label = LABELS[i % len(LABELS)]
             rel = f"{label}/{split}_{i:06d}.avi"
             rng = np.random.default_rng([seed, SPLITS.index(split), i])

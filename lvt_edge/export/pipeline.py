@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -56,7 +55,11 @@ def onnx_from_checkpoint(
     from lvt_edge.demo import demo_checkpoint
     from lvt_edge.model.checkpoint import load_checkpoint
 
-    log = log or (lambda msg: print(f"lvt-edge export: {msg}", file=sys.stderr))
+    if log is None:
+        from lvt_edge import console
+
+        def log(msg: str) -> None:
+            console.note(f"lvt-edge export: {msg}")
     if simplifier not in SIMPLIFIERS:
         raise LvtEdgeError(f"unknown simplifier {simplifier!r}; choose one of {', '.join(SIMPLIFIERS)}")
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:

@@ -22,12 +22,12 @@ def random_clips(shape: tuple[int, ...], n: int = RANDOM_CLIPS, seed: int = 0) -
 def compare_logits(model, session, clips: np.ndarray, batch: int = BATCH) -> dict[str, Any]:
     """Max abs logit difference and top-1 agreement of ORT vs PyTorch over `clips`."""
     import torch
-    from tqdm import tqdm
+    from lvt_edge.console import bar
 
     diffs, agree = [], 0
     name = session.get_inputs()[0].name
     starts = range(0, len(clips), batch)
-    for s in tqdm(starts, desc="verify", unit="batch", leave=False, disable=len(starts) < 4):
+    for s in bar(starts, "verify", "batch", enabled=len(starts) >= 4):
         x = clips[s : s + batch]
         with torch.no_grad():
             ref = model(torch.from_numpy(x)).numpy()
@@ -42,7 +42,9 @@ def verify_onnx(model, onnx_bytes: bytes, *, real_clips: np.ndarray | None = Non
     """Run random clips at batch 1 and RANDOM_CLIPS (and real clips if given); raise above tolerance."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    from lvt_edge.console import ort_session_options
+
+    session = ort.InferenceSession(onnx_bytes, ort_session_options(), providers=["CPUExecutionProvider"])
     cfg = model.cfg
     clips = random_clips((3, cfg.frames, cfg.img_size, cfg.img_size))
     report: dict[str, Any] = {

@@ -27,7 +27,7 @@ def calibration_overlap(bundle: dict[str, Any], clipset: Any) -> dict[str, Any]:
     recorded them. Otherwise only the subset's content hash is known: the eval set matches when
     it is the calibration subset itself, or when the subset build would draw from it (same size,
     same seed) is that subset, i.e. the eval set is the clip set the bundle was calibrated on.
-    A partial overlap without digests cannot be seen.
+    A partial overlap without digests (bundles built before they were recorded) cannot be seen.
     """
     from lvt_edge.variants.clips import CALIB_SEED
 
@@ -40,7 +40,8 @@ def calibration_overlap(bundle: dict[str, Any], clipset: Any) -> dict[str, Any]:
             continue
         digests = calib.get("digests")
         if digests:
-            n = len(set(by_clip.values()) & set(digests))
+            used, width = set(digests), len(digests[0])  # recorded shortened: compare as long a prefix
+            n = sum(1 for d in by_clip.values() if d[:width] in used)
             method = "clip digests"
         elif calib.get("content_hash") == eval_hash:
             n, method = len(by_clip), "content hash"

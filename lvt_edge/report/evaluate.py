@@ -13,14 +13,13 @@ import itertools
 import math
 import os
 import platform
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
+from lvt_edge import console
 
 from lvt_edge import __version__
 from lvt_edge import bundle as B
@@ -99,7 +98,7 @@ def options_for(data: dict[str, Any], precision: str, backend: str, options: dic
 
 def predict_all(clf: Classifier, clips: np.ndarray, batch: int, progress: bool) -> np.ndarray:
     chunks = range(0, len(clips), batch)
-    bar = tqdm(chunks, desc=f"evaluating {clf.precision}", unit="batch", disable=not progress, file=sys.stderr, leave=False)
+    bar = console.bar(chunks, f"evaluating {clf.precision}", "batch", enabled=progress)
     return np.concatenate([clf.predict(clips[i : i + batch]) for i in bar])
 
 
@@ -121,7 +120,7 @@ def make_report(workdir: str | os.PathLike, eval_path: str | os.PathLike, settin
     data = B.read_bundle(workdir)
     precisions, added = choose_precisions(data, settings.precisions)
     if added:
-        print(f"report: fp32 added as the baseline (asked for {', '.join(settings.precisions or ())})", file=sys.stderr)
+        console.note(f"report: fp32 added as the baseline (asked for {', '.join(settings.precisions or ())})")
     contract = B.bundle_contract(data)
     clipset = open_clipset(eval_path, contract.labels)
     t0 = time.perf_counter()

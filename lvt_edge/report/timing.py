@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any, Callable
 
-from tqdm import tqdm
+from lvt_edge.console import bar
 
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], runs: int, *, warmup: int = 3,
@@ -22,7 +21,7 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], runs: int, *, warmup: in
             fn()
     names = list(fns)
     samples: dict[str, list[float]] = {name: [] for name in names}
-    for i in tqdm(range(runs), desc=desc, unit="round", disable=not progress, file=sys.stderr, leave=False):
+    for i in bar(range(runs), desc, "round", enabled=progress):
         r = i % len(names)
         for name in names[r:] + names[:r]:
             t0 = time.perf_counter()

@@ -41,7 +41,9 @@ class OrtClassifier(Classifier):
         import onnxruntime as ort
 
         super().__init__(contract, precision=precision, source=str(onnx_path))
-        opts = ort.SessionOptions()
+        from lvt_edge.console import ort_session_options
+
+        opts = ort_session_options()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         if threads is not None:
             if threads < 1:

@@ -10,7 +10,6 @@ are resized and cropped on arrival and only a sliding buffer of them is kept.
 from __future__ import annotations
 
 import math
-import sys
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -268,7 +267,7 @@ def predict_videos(clf, items: Sequence[str], settings: PredictSettings, *,
     """Classify each video of `items` (from `find_videos`) with `clf`, in order. Windows of
     consecutive videos share batches of up to `settings.batch`; a video that cannot be decoded
     comes back with `error` set."""
-    from tqdm import tqdm
+    from lvt_edge.console import bar
 
     contract = clf.contract
     interval = settings.frame_interval or contract.frame_interval
@@ -289,7 +288,7 @@ def predict_videos(clf, items: Sequence[str], settings: PredictSettings, *,
                 w.probs = p
             waiting.clear()
 
-    for item in tqdm(items, desc="predicting", unit="video", disable=not progress, file=sys.stderr, leave=False):
+    for item in bar(items, "predicting", "video", enabled=progress):
         result = VideoResult(item)
         pending.append(result)
         try:

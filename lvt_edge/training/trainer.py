@@ -14,7 +14,6 @@ import errno
 import math
 import numbers
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ import torch.nn as nn
 
 from lvt_edge.contract import ClipContract
 from lvt_edge.data import decode_clips, measure_frame_interval, open_clipset
+from lvt_edge import console
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import write_json_atomic
 from lvt_edge.model import LVT, LVTConfig, create_model
@@ -84,7 +84,7 @@ class TrainOptions:
                 out.append(f"--{name} must be a number {lo}{hi} (got {value!r})")
 
         whole("epochs", self.epochs, 1)
-        whole("batch-size", self.batch_size, 1)
+        whole("batch", self.batch_size, 1)
         real("lr", self.lr, 0.0, low_open=True)
         real("weight-decay", self.weight_decay, 0.0)
         real("warmup-epochs", self.warmup_epochs, 0.0)
@@ -197,8 +197,8 @@ def train(data: str | os.PathLike, val: str | os.PathLike, out_dir: str | os.Pat
                "val_loss": val_loss, "val_top1": val_top1, "train_seconds": round(train_s, 2),
                "lr": optimizer.param_groups[0]["lr"]}
         history.append(row)
-        print(f"epoch {epoch + 1}/{opts.epochs}: loss {row['train_loss']:.4f} train top-1 {row['train_top1']:.3f} "
-              f"val loss {val_loss:.4f} val top-1 {val_top1:.4f} ({train_s:.0f} s)", file=sys.stderr)
+        console.note(f"epoch {epoch + 1}/{opts.epochs}: loss {row['train_loss']:.4f} train top-1 {row['train_top1']:.3f} "
+                     f"val loss {val_loss:.4f} val top-1 {val_top1:.4f} ({train_s:.0f} s)")
         with _saving(out, epoch):
             if val_top1 > best_top1:
                 best_top1 = val_top1
@@ -319,9 +319,9 @@ def model_for_finetune(checkpoint: str | os.PathLike, labels: tuple[str, ...]) -
 
 
 def _bar(it, desc: str, enabled: bool):
-    from tqdm import tqdm
+    from lvt_edge.console import bar
 
-    return tqdm(it, desc=desc, unit="batch", disable=not enabled, file=sys.stderr, leave=False)
+    return bar(it, desc, "batch", enabled=enabled)
 
 
 __all__ = ["TrainOptions", "TrainResult", "evaluate", "lr_at", "make_optimizer", "train"]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from lvt_edge.variants.cache import cache_root
 from lvt_edge.contract import ClipContract
-from lvt_edge.errors import LvtEdgeError
+from lvt_edge.errors import LvtEdgeError, LvtEdgeWarning
 
 # Fewer clips than this give noisy activation ranges (one clip per class and a few more):
 # the build warns. Zero clips is an error.
@@ -37,7 +37,7 @@ CALIB_SEED = 0
 EVAL_SEED = 20261124  # unseen by training (train/val splits) and by calibration
 
 
-class CalibrationWarning(UserWarning):
+class CalibrationWarning(LvtEdgeWarning):
     """The calibration set is small enough to make int8/fp16 ranges unreliable."""
 
 
@@ -111,9 +111,18 @@ def held_out(clipset, used, size: int, seed: int = CALIB_SEED):
     return dataclasses.replace(clipset, clips=rest).subset(size, seed)
 
 
-def describe(clipset) -> dict:
+#: hex digits kept of each calibration clip's digest in bundle.json (64 bits: no accidental match)
+DIGEST_PREFIX = 16
+
+
+def describe(clipset, *, digests: bool = False) -> dict:
+    """What bundle.json records about a clip set; `digests` adds each clip's (shortened) digest, so a
+    report can tell exactly which eval clips were used to calibrate."""
     root = Path(clipset.root)
-    return {"root": root.name, "clips": len(clipset), "content_hash": clipset.content_hash}
+    out = {"root": root.name, "clips": len(clipset), "content_hash": clipset.content_hash}
+    if digests:
+        out["digests"] = sorted(c.digest()[:DIGEST_PREFIX] for c in clipset.clips)
+    return out
 
 
 def check_count(flag: str, value, *, minimum: int, optional: bool = False) -> None:

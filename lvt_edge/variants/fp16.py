@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 import warnings
 from typing import Any, Sequence
 
@@ -32,7 +31,7 @@ import onnx
 from lvt_edge import bundle as B
 from lvt_edge.variants.graph import (cast_to, check_exclude, check_fused_intact, fused_nodes, fused_op,
                                   function_takes_fp16_io, input_name, set_metadata)
-from lvt_edge.errors import LvtEdgeError
+from lvt_edge.errors import LvtEdgeError, LvtEdgeWarning
 from lvt_edge.io import atomic_path
 
 FP16_MAX = 65504.0
@@ -46,7 +45,7 @@ FUSED_FP16_INPUTS = 3  # q, k, v; gate_weight and gate_bias (inputs 3, 4) stay f
 FUSED_IO = "q, k, v, out float16; gate_weight, gate_bias float32; float32 accumulation inside"
 
 
-class FusedFp32Warning(UserWarning):
+class FusedFp32Warning(LvtEdgeWarning):
     """The fused nodes keep float32 I/O in an fp16 build because their ONNX function takes fp32 only."""
 
 
@@ -54,10 +53,12 @@ def tensor_ranges(model: onnx.ModelProto, clips: np.ndarray, *, progress: bool =
     """Run the fp32 model on `clips` (batch 1) with every float node output exposed; per tensor:
     absmax and the fraction of nonzero values below fp16's smallest normal number."""
     import onnxruntime as ort
-    from tqdm import tqdm
+    from lvt_edge.console import bar
 
     probe = _expose_float_outputs(model)
-    opts = ort.SessionOptions()
+    from lvt_edge.console import ort_session_options
+
+    opts = ort_session_options()
     # Graph fusions would hide the intermediate tensors we are asking for.
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(probe.SerializeToString(), opts, providers=["CPUExecutionProvider"])
@@ -66,8 +67,7 @@ def tensor_ranges(model: onnx.ModelProto, clips: np.ndarray, *, progress: bool =
     tiny = dict.fromkeys(names, 0)
     nonzero = dict.fromkeys(names, 0)
     feed_name = input_name(model)
-    for clip in tqdm(clips[:RANGE_CLIPS], desc="fp16 ranges", unit="clip", disable=not progress,
-                     file=sys.stderr, leave=False):
+    for clip in bar(clips[:RANGE_CLIPS], "fp16 ranges", "clip", enabled=progress):
         for name, value in zip(names, session.run(None, {feed_name: clip[None]})):
             a = np.abs(np.asarray(value, np.float32))
             if a.size == 0:

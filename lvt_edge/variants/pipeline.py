@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -126,7 +125,11 @@ def build_bundle(
     from lvt_edge.export.pipeline import checkpoint_sha256, removed_if_failed_empty
     from lvt_edge.workdir import workdir_lock
 
-    log = log or (lambda msg: print(f"lvt-edge build: {msg}", file=sys.stderr))
+    if log is None:
+        from lvt_edge import console
+
+        def log(msg: str) -> None:
+            (console.write if msg.startswith("WARNING") else console.note)(f"lvt-edge build: {msg}")
     precisions = parse_precisions(precisions)
     tgt = resolve_target(target)
     batch = parse_batch(batch)
@@ -264,7 +267,7 @@ def _calibrated_variant(p, workdir, fp32_path, model_sha, subset, settings, cach
             "size_bytes": tmp.stat().st_size,
             "build_time_s": build_time,
             "fp32_sha256": model_sha,
-            "calibration": {"key": key, "reused": hit is not None, "clipset": C.describe(subset), "source": source},
+            "calibration": {"key": key, "reused": hit is not None, "clipset": C.describe(subset, digests=True), "source": source},
             "quantization" if p == "int8" else "conversion": info,
             "verification": None,
         }

@@ -62,7 +62,9 @@ INSTALL = {
 
 
 def _log(msg: str) -> None:
-    print(f"lvt-edge plugin: {msg}", file=sys.stderr)
+    from lvt_edge import console
+
+    console.write(f"lvt-edge plugin: {msg}")
 
 
 # --- TensorRT headers -------------------------------------------------------------------------

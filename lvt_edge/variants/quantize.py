@@ -79,7 +79,7 @@ def qdq_onnx_from_onnx(
                "input": input_name(source), "method": method, "op_types": list(op_types),
                "exclude": exclude, "batch": CALIBRATION_BATCH if _dynamic_batch(source) else 1}
         (tmp / "job.json").write_text(json.dumps(job))
-        _run_worker(tmp / "job.json", tmp / "modelopt.log")
+        _run_worker(tmp / "job.json", tmp / "modelopt.log", clips=len(clips))
         if not out.is_file():
             raise RuntimeError(f"modelopt finished without writing {out}; see its log above")
         model = onnx.load(str(out))
@@ -129,19 +129,45 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
 
 
-def _run_worker(job: Path, log: Path) -> None:
+def _run_worker(job: Path, log: Path, clips: int = 0) -> None:
     cmd = [sys.executable, "-m", "lvt_edge.variants._modelopt_worker", str(job)]
     with open(log, "w") as f:
         proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=_worker_env(),
                                 start_new_session=True, preexec_fn=_die_with_parent)
         try:
-            returncode = proc.wait()
+            returncode = _wait_showing_progress(proc, log, clips)
         except BaseException:
             _kill_group(proc)
             raise
     if returncode != 0:
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
         raise LvtEdgeError(f"INT8 quantization failed (modelopt exit code {returncode}):\n{tail}")
+
+
+def _wait_showing_progress(proc: subprocess.Popen, log: Path, clips: int) -> int:
+    """Wait for the worker under a bar that shows the elapsed time and the worker's latest line
+    (ModelOpt reports stages, not a count, so the bar cannot show a fraction)."""
+    from lvt_edge import console
+
+    desc = f"int8 calibration ({clips} clips, ModelOpt)" if clips else "int8 calibration (ModelOpt)"
+    with console.bar(total=None, desc=desc, unit="s", bar_format="{desc}: {elapsed}{postfix}") as bar:
+        while True:
+            try:
+                return proc.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                bar.set_postfix_str(_last_line(log)[:60], refresh=True)
+
+
+def _last_line(log: Path) -> str:
+    try:
+        with open(log, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            tail = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [ln.strip() for ln in tail.replace("\r", "\n").splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -4,7 +4,6 @@ side by side (interleaved rounds, so machine noise hits every precision alike)."
 from __future__ import annotations
 
 import os
-import sys
 import time
 from typing import Any, Sequence
 
@@ -18,14 +17,13 @@ EVAL_BATCH = 8
 def top1(workdir: str | os.PathLike, precision: str, clips: np.ndarray, labels: np.ndarray, *,
          progress: bool = True) -> tuple[float, np.ndarray]:
     """(top-1 accuracy in %, predicted class per clip) of one precision on ONNX Runtime."""
-    from tqdm import tqdm
+    from lvt_edge.console import bar
 
     from lvt_edge.runtime import load_bundle
 
     preds = []
     with load_bundle(workdir, precision, backend="onnxruntime") as clf:
-        for i in tqdm(range(0, len(clips), EVAL_BATCH), desc=f"verify {precision}", unit="batch",
-                      disable=not progress, file=sys.stderr, leave=False):
+        for i in bar(range(0, len(clips), EVAL_BATCH), f"verify {precision}", "batch", enabled=progress):
             preds.append(clf.predict(clips[i : i + EVAL_BATCH]).argmax(-1))
     pred = np.concatenate(preds)
     return float((pred == labels).mean() * 100.0), pred

@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from lvt_edge.cli import main
+from lvt_edge.cli import EXIT_GATE_FAILED, main
 from lvt_edge.report import REPORT_FILES, schema_errors
 from lvt_edge.report.schema import report_schema
 
@@ -33,7 +33,7 @@ def failing(tmp_path_factory, bundle, clipset):
 
 def test_report_writes_three_files_and_the_gate_fails_on_a_broken_variant(failing):
     rc, out, report = failing
-    assert rc == 2
+    assert rc == EXIT_GATE_FAILED
     assert sorted(p.name for p in out.iterdir()) == sorted(REPORT_FILES)
     v = {x["precision"]: x for x in report["variants"]}
     assert list(v) == ["fp32", "fp16", "int8"]
@@ -89,7 +89,7 @@ def test_markdown_and_html_carry_the_verdicts_and_plots(failing):
 
 def test_report_passes_the_gate_without_the_broken_variant(tmp_path, bundle, clipset, capsys):
     # int8 agrees with fp32 on >= 90 % of the clips (checked above), so it is within 10 points
-    rc = main(["report", str(bundle), "--eval", str(clipset), "--precisions", "int8", "--max-drop", "10",
+    rc = main(["report", str(bundle), "--eval", str(clipset), "--precision", "int8", "--max-drop", "10",
                "--out", str(tmp_path), *FAST])
     assert rc == 0
     report = json.loads((tmp_path / "report.json").read_text())
@@ -156,7 +156,7 @@ def test_bad_arguments_are_user_errors(tmp_path, bundle, clipset, capsys):
     assert main(["report", str(bundle), "--eval", str(tmp_path / "none"), "--out", str(tmp_path)]) == 1
     assert "not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        main(["report", str(bundle), "--eval", str(clipset), "--precisions", "fp8"])
+        main(["report", str(bundle), "--eval", str(clipset), "--precision", "fp8"])
     assert main(["report", str(tmp_path), "--eval", str(clipset)]) == 1
     assert "no bundle.json" in capsys.readouterr().err
 

@@ -46,7 +46,7 @@ def schedule_frames(spec: str, fps: float):
 
 def predict_json(tmp_path: Path, *args: str) -> tuple[int, dict]:
     out = tmp_path / "predict.json"
-    rc = main(["predict", *map(str, args), "--json", str(out), "--no-progress"])
+    rc = main(["predict", *map(str, args), "--json", str(out), "-q"])
     return rc, json.loads(out.read_text())
 
 

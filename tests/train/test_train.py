@@ -115,7 +115,7 @@ def test_train_cli(sets, tmp_path, capsys):
 
     train_dir, val_dir = sets
     assert main(["train", "--model", "lvt-test", "--data", str(train_dir), "--val", str(val_dir), "--epochs", "1",
-                 "--out", str(tmp_path / "cli"), "--attention", "linear", "--no-progress"]) == 0
+                 "--out", str(tmp_path / "cli"), "--attention", "linear", "-q"]) == 0
     assert "best val top-1" in capsys.readouterr().out
     assert load_checkpoint(tmp_path / "cli" / "best").config.attention == "linear"
 
@@ -172,8 +172,8 @@ def test_frame_interval_is_asked_for_when_the_clips_do_not_tell(tmp_path):
 BAD_OPTIONS = [
     (dict(epochs=0), "--epochs must be a whole number >= 1"),
     (dict(epochs=-3), "--epochs"),
-    (dict(batch_size=0), "--batch-size"),
-    (dict(batch_size=-1), "--batch-size"),
+    (dict(batch_size=0), "--batch must"),
+    (dict(batch_size=-1), "--batch must"),
     (dict(lr=float("nan")), "--lr must be a number > 0"),
     (dict(lr=0.0), "--lr"),
     (dict(weight_decay=-0.1), "--weight-decay"),
@@ -208,7 +208,7 @@ def test_train_cli_refuses_zero_epochs_without_claiming_a_checkpoint(sets, tmp_p
 
     train_dir, val_dir = sets
     assert main(["train", "--model", "lvt-test", "--data", str(train_dir), "--val", str(val_dir), "--epochs", "0",
-                 "--out", str(tmp_path / "cli"), "--no-progress"]) == 1
+                 "--out", str(tmp_path / "cli"), "-q"]) == 1
     captured = capsys.readouterr()
     assert "--epochs must be" in captured.err and "best val top-1" not in captured.out
     assert not (tmp_path / "cli").exists()

@@ -40,6 +40,14 @@ def test_build_all_records_variants_and_verifies(fake_bundle, synth_clips):
         assert v["verification"]["clipset"]["clips"] == 11  # the 11 clips calibration did not use
         assert {"top1", "top1_fp32", "drop_pt", "within_tolerance", "latency_ms_b1"} <= set(v["heldout"])
     assert fp32["heldout"]["speedup_vs_fp32"] == 1.0
+    # each calibration clip's digest is recorded, so a report sees a partial overlap exactly
+    from lvt_edge.data import open_clipset
+    from lvt_edge.report.checks import calibration_overlap
+
+    whole = open_clipset(synth_clips)  # 22 clips: the 11 calibrated on and the 11 held out
+    assert len(int8["calibration"]["clipset"]["digests"]) == 11
+    assert calibration_overlap(data, whole) == {"method": "clip digests", "overlapping_clips": 11,
+                                                "variants": ["fp16", "int8"]}
 
 
 def test_same_key_reuses_calibration_and_force_redoes(fake_bundle, synth_clips, monkeypatch, capsys):
