@@ -6,6 +6,8 @@ This module owns the folder's layout and the JSON's schema; it needs no torch.
     WORKDIR/model.fp16.onnx     written by `lvt-edge build --precision fp16`
     WORKDIR/model.int8.onnx     written by `lvt-edge build --precision int8`
     WORKDIR/model.<p>.engine    TensorRT engine of precision p (plain, loadable by trtexec)
+    WORKDIR/plugins/            the plugin library the engines were built with
+    WORKDIR/timing-cache/       TensorRT timing caches, one per TensorRT release and GPU
     WORKDIR/bundle.json         everything below
 
 bundle.json:
@@ -17,8 +19,14 @@ bundle.json:
     export          {"onnx", "sha256", "opset", "fused", "simplifier", "verification", "tool_versions"}
     variants        {precision: {"precision", "onnx", "sha256", "size_bytes", "build_time_s",
                                  "verification", ... precision-specific keys,
-                                 "tensorrt": {"engine", "sha256", "tensorrt_version", "gpu",
-                                              "compute_capability", "plugin": {...}} (optional)}}
+                                 "tensorrt": {"engine", "sha256", "tensorrt_version" (with its build
+                                              number where TensorRT gives one), "gpu", "compute_capability",
+                                              "batch" [min, opt, max], "tf32", "plugin_layers",
+                                              "plugin": {...} or null, "timing_cache",
+                                              "verification": the engine against ONNX Runtime on
+                                              held-out clips} (optional)}}
+
+Engines and plugin libraries are native code: load bundles only from sources you trust.
 """
 
 from __future__ import annotations

@@ -211,7 +211,8 @@ def probe_tensorrt(facts: Facts) -> Check:
     dists = ("tensorrt", "tensorrt-cu13", "tensorrt-cu12", "tensorrt-cu13-bindings", "tensorrt-cu12-bindings",
              "tensorrt-cu11")
     if not module_present("tensorrt"):
-        return Check("tensorrt", "TensorRT", "not installed: pip install 'lvt-edge[trt]' (Jetson: JetPack's python3-libnvinfer)",
+        return Check("tensorrt", "TensorRT", "not installed: pip install 'lvt-edge[trt]' ([trt-cu13] for CUDA 13 "
+                     "drivers; Jetson: JetPack's python3-libnvinfer with 'lvt-edge[jetpack6]')",
                      False, {"installed": False, "importable": False})
     try:
         import tensorrt
@@ -223,6 +224,12 @@ def probe_tensorrt(facts: Facts) -> Check:
         return Check("tensorrt", "TensorRT",
                      f"bindings {meta or ''} installed but `import tensorrt` fails, its libraries are missing? ({why})".replace("  ", " "),
                      False, {"installed": True, "importable": False, "version": meta, "error": why})
+    from lvt_edge.runtime.trt import version_floor_problem
+
+    too_old = version_floor_problem(version)
+    if too_old:
+        return Check("tensorrt", "TensorRT", too_old, False,
+                     {"installed": True, "importable": True, "version": version, "too_old": True})
     return Check("tensorrt", "TensorRT", version, True, {"installed": True, "importable": True, "version": version})
 
 
@@ -263,7 +270,8 @@ def probe_cuda_binding(facts: Facts) -> Check:
             data["error"] = _short_error(e)
             return Check("cuda", "CUDA binding", f"pycuda {version}, no driver or device ({data['error']})", False, data)
     else:
-        return Check("cuda", "CUDA binding", "none (pip install 'lvt-edge[trt]' for cuda-python)", False, data)
+        return Check("cuda", "CUDA binding", "none (pip install 'lvt-edge[trt]' for cuda-python; [trt-cu13] or "
+                     "[jetpack6] to match other drivers)", False, data)
     driver = f"driver {data['driver']}" if data["driver"] else "no NVIDIA driver"
     return Check("cuda", "CUDA binding", f"{data['binding']} {data['version']}; {driver}; {data['gpus']} GPU(s)",
                  bool(data["driver"] and data["gpus"]), data)

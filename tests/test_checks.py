@@ -112,6 +112,15 @@ def test_tensorrt_bindings_without_libraries(monkeypatch):
     assert check.data["installed"] is True and check.data["importable"] is False
 
 
+def test_tensorrt_before_10_is_not_usable(monkeypatch):
+    import types
+
+    monkeypatch.setattr(C, "module_present", lambda name: True)
+    monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="8.6.2"))  # JetPack 6.0
+    check = C.probe_tensorrt({})
+    assert check.ok is False and "8.6.2 is too old" in check.value and check.data["too_old"]
+
+
 def test_strict_exits_1_only_when_a_verb_is_unusable(monkeypatch, capsys):
     all_usable = all(v.usable for v in C.verb_status())
     assert main(["checks", "--strict"]) == (0 if all_usable else 1)

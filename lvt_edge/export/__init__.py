@@ -15,10 +15,21 @@ Stages: `onnx_from_model` (torch_export) -> `simplified_onnx` (simplify) -> `ver
 """
 
 from lvt_edge.export.node import DOMAIN, OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION, node_attributes
-from lvt_edge.export.pipeline import onnx_from_checkpoint
-from lvt_edge.export.simplify import SIMPLIFIERS, simplified_onnx
-from lvt_edge.export.torch_export import INPUT_NAME, OUTPUT_NAME, onnx_from_model
-from lvt_edge.export.verify import ATOL, verify_onnx
+
+# The torch stages load on first use, so `lvt_edge.export.node` (what TensorRT builds on a Jetson
+# need) imports without torch.
+_LAZY = {"onnx_from_checkpoint": "pipeline", "SIMPLIFIERS": "simplify", "simplified_onnx": "simplify",
+         "INPUT_NAME": "torch_export", "OUTPUT_NAME": "torch_export", "onnx_from_model": "torch_export",
+         "ATOL": "verify", "verify_onnx": "verify"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"lvt_edge.export.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ATOL", "DOMAIN", "INPUT_NAME", "OP_TYPE", "OUTPUT_NAME", "PLUGIN_NAMESPACE", "PLUGIN_VERSION",

@@ -45,13 +45,16 @@ BACKEND_CHOICES = ("auto", *BACKENDS)
 
 
 def tensorrt_importable() -> bool:
+    """TensorRT imports here and is new enough for lvt_edge (10 or later)."""
     if importlib.util.find_spec("tensorrt") is None:
         return False
     try:
-        import tensorrt  # noqa: F401
+        import tensorrt
     except Exception:  # the bindings wheel installs without its libraries
         return False
-    return True
+    from lvt_edge.runtime.trt import version_floor_problem
+
+    return version_floor_problem(tensorrt.__version__) is None
 
 
 def resolve_backend(data: dict[str, Any], precision: str, backend: str = "auto") -> str:

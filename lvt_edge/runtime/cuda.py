@@ -1,8 +1,13 @@
 """The few CUDA calls the TensorRT backend needs, behind one small adapter.
 
-cuda-python (`cuda.bindings`) is the default, as in NVIDIA's TensorRT samples; pycuda is
-accepted where it is what the device has (JetPack 6 setups). Both are imported lazily.
-Pointers and stream handles are plain ints, host buffers are pinned numpy arrays.
+cuda-python is the default, as in NVIDIA's TensorRT samples: `cuda.bindings.runtime` from 12.6.1
+on, `cuda.cudart` before that. pycuda is accepted where it is what the device has (JetPack 6
+setups). Both are imported lazily. Pointers and stream handles are plain ints, host buffers
+are pinned numpy arrays.
+
+cuda-python's bindings are built for one CUDA major and need a driver of at least that major: the
+13.x bindings cannot run on JetPack 6's CUDA 12.6 driver. Such a mismatch is reported as what it
+is, and "auto" then tries pycuda.
 """
 
 from __future__ import annotations
@@ -16,13 +21,32 @@ import numpy as np
 from lvt_edge.errors import LvtEdgeError
 
 CUDA_APIS = ("auto", "cuda-python", "pycuda")
-INSTALL_HINT = "install cuda-python (`pip install cuda-python`), or pycuda where JetPack provides it"
+# cuda-python's runtime module: the current name, then the one before 12.6.1.
+CUDART_MODULES = ("cuda.bindings.runtime", "cuda.cudart")
+NATIVE_HANDLE_MODULE = "cuda.bindings.utils"  # get_cuda_native_handle, from cuda-bindings 12.9.1
+# What to install for each CUDA major of the driver (pyproject's extras say the same).
+BINDING_FOR_DRIVER = {12: "pip install 'cuda-python>=12.6.1,<13'  (lvt-edge[trt-cu12]; JetPack 6: lvt-edge[jetpack6])",
+                      13: "pip install 'cuda-python>=13,<14'  (lvt-edge[trt-cu13])"}
+INSTALL_HINT = ("install cuda-python for the CUDA major of your driver: `pip install 'lvt-edge[trt-cu12]'` (CUDA 12 "
+                "drivers; JetPack 6: `pip install 'lvt-edge[jetpack6]'`) or `'lvt-edge[trt-cu13]'` (CUDA 13), "
+                "or pycuda where JetPack provides it")
+DRIVER_ERRORS = ("cudaErrorInsufficientDriver", "cudaErrorCallRequiresNewerDriver", "cudaErrorCompatNotSupportedOnDevice")
+NO_DEVICE_ERRORS = ("cudaErrorNoDevice",)
+
+
+def cuda_version_string(v: int) -> str:
+    """12060 -> "12.6" (the encoding of cudaDriverGetVersion / cudaRuntimeGetVersion)."""
+    return f"{v // 1000}.{(v % 1000) // 10}"
 
 
 class CudaApi:
     """Device memory, pinned host memory, async copies and one kind of stream."""
 
     name = ""
+
+    def problem(self) -> str | None:
+        """Why this binding cannot run CUDA here (no device, driver too old for it), or None."""
+        return None if self.device_count() >= 1 else f"{self.name} sees no CUDA device"
 
     def device_count(self) -> int: raise NotImplementedError
     def compute_capability(self, device: int = 0) -> tuple[int, int]: raise NotImplementedError
@@ -40,33 +64,80 @@ class CudaApi:
 
 
 class CudaPythonApi(CudaApi):
-    """cuda-python's runtime bindings: every call returns (error, *results)."""
+    """cuda-python's runtime bindings: every call returns a tuple (error, *results).
+
+    native_handle: turns a cudaStream_t into its address (cuda.bindings.utils.get_cuda_native_handle
+    where it exists; `int()` on older bindings, where it is not yet deprecated)."""
 
     name = "cuda-python"
 
-    def __init__(self, cudart: Any) -> None:
+    def __init__(self, cudart: Any, native_handle: Callable[[Any], int] | None = None) -> None:
         self.rt = cudart
+        self.native_handle = native_handle or int
         self._pinned: dict[int, int] = {}  # id(array) -> host pointer
 
-    def _call(self, result: Any) -> Any:
-        err, *rest = result if isinstance(result, tuple) else (result,)
-        if err != self.rt.cudaError_t.cudaSuccess:
-            _, msg = self.rt.cudaGetErrorString(err)
-            text = msg.decode() if isinstance(msg, bytes) else str(msg)
-            raise RuntimeError(f"CUDA error {getattr(err, 'name', err)}: {text}")
+    def _ok(self, err: Any) -> bool:
+        return err == self.rt.cudaError_t.cudaSuccess
+
+    def error_text(self, err: Any) -> str:
+        """"cudaErrorInsufficientDriver (35): CUDA driver version is insufficient ..." """
+        name = getattr(err, "name", None) or _second(self.rt.cudaGetErrorName(err)) or str(err)
+        text = _second(self.rt.cudaGetErrorString(err)) or ""
+        return f"{_text(name)} ({int(getattr(err, 'value', err))}): {_text(text)}".rstrip(": ")
+
+    def _call(self, result: tuple) -> Any:
+        err, *rest = result
+        if not self._ok(err):
+            raise RuntimeError(f"CUDA error {self.error_text(err)}")
         return rest[0] if len(rest) == 1 else (tuple(rest) or None)
+
+    def versions(self) -> tuple[int | None, int | None]:
+        """(driver, bindings) CUDA versions as 12060-style ints; None where a call fails."""
+        out = []
+        for call in (self.rt.cudaDriverGetVersion, self.rt.cudaRuntimeGetVersion):
+            try:
+                err, v = call()
+            except Exception:  # a binding without a driver library can raise instead of returning
+                out.append(None)
+                continue
+            out.append(int(v) if self._ok(err) and v else None)
+        return out[0], out[1]
+
+    def problem(self) -> str | None:
+        try:
+            err, n = self.rt.cudaGetDeviceCount()
+        except Exception as e:  # e.g. the driver library itself cannot be loaded
+            return (f"cuda-python cannot load the NVIDIA driver ({type(e).__name__}: {e}); check the driver "
+                    "(nvidia-smi / tegrastats)")
+        if self._ok(err) and int(n) >= 1:
+            return None
+        driver, binding = self.versions()
+        name = getattr(err, "name", "")
+        if binding and (name in DRIVER_ERRORS or (driver and driver // 1000 < binding // 1000)):
+            return self.mismatch_message(driver, binding, err)
+        if self._ok(err) or name in NO_DEVICE_ERRORS:
+            return "cuda-python sees no CUDA device: check the NVIDIA driver (nvidia-smi / tegrastats)"
+        return f"cuda-python cannot use the GPU: {self.error_text(err)}"
+
+    def mismatch_message(self, driver: int | None, binding: int, err: Any) -> str:
+        have = f"the driver supports CUDA {cuda_version_string(driver)}" if driver else "the driver is older"
+        fix = BINDING_FOR_DRIVER.get(driver // 1000) if driver else None
+        return (f"cuda-python is built for CUDA {cuda_version_string(binding)} but {have} ({self.error_text(err)}): "
+                f"install the binding for your driver's CUDA major{f': {fix}' if fix else ''}, or update the driver")
 
     def device_count(self) -> int:
         err, n = self.rt.cudaGetDeviceCount()
-        return int(n) if err == self.rt.cudaError_t.cudaSuccess else 0
+        return int(n) if self._ok(err) else 0
+
+    def _properties(self, device: int) -> Any:
+        return self._call(self.rt.cudaGetDeviceProperties(device))
 
     def compute_capability(self, device: int = 0) -> tuple[int, int]:
-        prop = self._call(self.rt.cudaGetDeviceProperties(device))
+        prop = self._properties(device)
         return int(prop.major), int(prop.minor)
 
     def device_name(self, device: int = 0) -> str:
-        name = self._call(self.rt.cudaGetDeviceProperties(device)).name
-        return (name.split(b"\0")[0].decode() if isinstance(name, bytes) else str(name)).strip()
+        return _text(self._properties(device).name)
 
     def malloc(self, nbytes: int) -> int:
         return int(self._call(self.rt.cudaMalloc(nbytes)))
@@ -100,13 +171,24 @@ class CudaPythonApi(CudaApi):
         return self._call(self.rt.cudaStreamCreate())
 
     def stream_handle(self, stream: Any) -> int:
-        return int(stream)
+        return int(self.native_handle(stream))
 
     def stream_synchronize(self, stream: Any) -> None:
         self._call(self.rt.cudaStreamSynchronize(stream))
 
     def stream_destroy(self, stream: Any) -> None:
         self._call(self.rt.cudaStreamDestroy(stream))
+
+
+def _second(result: Any) -> Any:
+    """The value of a cuda-python (error, value) tuple, or None."""
+    return result[1] if isinstance(result, tuple) and len(result) > 1 else None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).split(b"\0")[0].decode(errors="replace")
+    return str(value).strip()
 
 
 class PyCudaApi(CudaApi):
@@ -166,7 +248,23 @@ class PyCudaApi(CudaApi):
 
 
 def _cuda_python(import_module: Callable[[str], Any]) -> CudaApi:
-    return CudaPythonApi(import_module("cuda.bindings.runtime"))
+    """cuda-python through whichever runtime module this version has (ImportError: none)."""
+    missing = []
+    for name in CUDART_MODULES:
+        try:
+            cudart = import_module(name)
+        except ImportError as e:
+            missing.append(str(e))
+            continue
+        return CudaPythonApi(cudart, _native_handle_getter(import_module))
+    raise ImportError("; ".join(missing))
+
+
+def _native_handle_getter(import_module: Callable[[str], Any]) -> Callable[[Any], int] | None:
+    try:
+        return import_module(NATIVE_HANDLE_MODULE).get_cuda_native_handle
+    except (ImportError, AttributeError):  # bindings before 12.9.1: int() is the way there
+        return None
 
 
 def _pycuda(import_module: Callable[[str], Any]) -> CudaApi:
@@ -186,22 +284,28 @@ _FACTORIES = {"cuda-python": _cuda_python, "pycuda": _pycuda}
 def cuda_api(prefer: str = "auto", import_module: Callable[[str], Any] = importlib.import_module) -> CudaApi:
     """The CUDA adapter: `prefer` one binding, or "auto" (cuda-python, then pycuda).
 
-    Raises LvtEdgeError when the binding is missing or no CUDA device is usable.
+    Raises LvtEdgeError when no binding imports, or none can use a CUDA device here (saying why:
+    no device, or a binding built for a newer CUDA than the driver's).
     """
     if prefer not in CUDA_APIS:
         raise LvtEdgeError(f"unknown CUDA binding {prefer!r}; choose one of {', '.join(CUDA_APIS)}")
     order = list(_FACTORIES) if prefer == "auto" else [prefer]
-    missing = []
+    missing, problems = [], []
     for name in order:
         try:
             api = _FACTORIES[name](import_module)
         except ImportError as e:
             missing.append(f"{name} ({e})")
             continue
-        if api.device_count() < 1:
-            raise LvtEdgeError(
-                f"{name} sees no CUDA device: check the NVIDIA driver (nvidia-smi / tegrastats) "
-                "or use the onnxruntime backend"
-            )
-        return api
+        except LvtEdgeError as e:
+            problems.append(str(e))
+            continue
+        why = api.problem()
+        if why is None:
+            return api
+        problems.append(why)
+    if problems:
+        also = f" ({'; '.join(missing)} not importable)" if missing else ""
+        raise LvtEdgeError("no CUDA binding can use the GPU here: " + "; ".join(problems) + also
+                           + "; or use the onnxruntime backend")
     raise LvtEdgeError(f"no CUDA binding for Python could be imported: {'; '.join(missing)}; {INSTALL_HINT}")

@@ -1,5 +1,6 @@
 """`build_bundle`: an exported model -> fp32 / fp16 / int8 variants for a target, calibrated,
-cached, verified on held-out clips, recorded in bundle.json."""
+cached, verified on held-out clips, recorded in bundle.json. `build_engines`: TensorRT engines
+for the ONNX variants a bundle already has, verified against ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -131,7 +132,7 @@ def build_bundle(
         def log(msg: str) -> None:
             (console.write if msg.startswith("WARNING") else console.note)(f"lvt-edge build: {msg}")
     precisions = parse_precisions(precisions)
-    tgt = resolve_target(target)
+    tgt = resolve_target(target, log=log)
     batch = parse_batch(batch)
     check_request(tgt, precisions, plugin=plugin, no_plugin=no_plugin,
                   batch=None if batch == DEFAULT_BATCH else batch)
@@ -225,7 +226,56 @@ def _build_locked(workdir, precisions, tgt, calib, calib_size, settings, plugin,
 
     eval_set = _eval_set(workdir, calib, calib_set, subset, eval_clips, eval_size, progress)
     if eval_set is not None:
-        _verify(workdir, precisions, eval_set, contract, latency_rounds, progress, log)
+        clips, labels = _verify(workdir, precisions, eval_set, contract, latency_rounds, progress, log)
+        if tgt.name == "tensorrt":
+            _verify_engines(workdir, precisions, clips, labels, C.describe(eval_set), log)
+    return B.read_bundle(workdir)
+
+
+def build_engines(
+    workdir: str | os.PathLike,
+    precisions: str | Sequence[str] = "all",
+    *,
+    plugin: str | os.PathLike | None = None,
+    no_plugin: bool = False,
+    batch: str | tuple[int, int, int] = DEFAULT_BATCH,
+    eval_clips: str | os.PathLike | None = None,
+    eval_size: int = C.DEFAULT_EVAL_SIZE,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """TensorRT engines for the ONNX variants WORKDIR already has (calibrated here or on another
+    machine: precision lives in the ONNX), each checked against ONNX Runtime on held-out clips
+    (`eval_clips`, else synthetic test clips; eval_size 0 skips the check). Needs neither torch nor
+    modelopt, so a Jetson can run it on a bundle built elsewhere."""
+    from lvt_edge.runtime.files import checked_file
+    from lvt_edge.workdir import workdir_lock
+
+    if log is None:
+        from lvt_edge import console
+
+        def log(msg: str) -> None:
+            (console.write if msg.startswith("WARNING") else console.note)(f"lvt-edge build: {msg}")
+    precisions = parse_precisions(precisions)
+    tgt = resolve_target("tensorrt")
+    batch = parse_batch(batch)
+    check_request(tgt, precisions, plugin=plugin, no_plugin=no_plugin)
+    C.check_count("--eval-size", eval_size, minimum=0)
+    workdir = Path(workdir)
+    with workdir_lock(workdir, log=log):
+        data = B.read_bundle(workdir)
+        for p in precisions:
+            entry = B.variant(data, p, workdir)
+            checked_file(workdir, entry["onnx"], entry.get("sha256"), what=f"{p} ONNX model",
+                         rebuild=B.rebuild_command(workdir, p))
+        contract = B.bundle_contract(data)
+        _build_engines(workdir, precisions, contract, plugin, no_plugin, batch, log)
+        if eval_size > 0:
+            eval_set = (C.open_calibration_set(eval_clips).subset(eval_size, C.CALIB_SEED) if eval_clips is not None
+                        else C.synthetic_clipset(workdir, split="test", num=eval_size, seed=C.EVAL_SEED,
+                                                 progress=progress))
+            clips, labels = _held_out_clips(eval_set, contract, progress)
+            _verify_engines(workdir, precisions, clips, labels, C.describe(eval_set), log)
     return B.read_bundle(workdir)
 
 
@@ -291,7 +341,7 @@ def _build_engines(workdir, precisions, contract, plugin, no_plugin, batch, log)
         entry = B.variant(B.read_bundle(workdir), p, workdir)
         log(f"{p}: building the TensorRT engine")
         engine = engine_from_onnx(workdir / entry["onnx"], workdir / B.engine_name(p), contract,
-                                  workdir=workdir, plugin=plugin, use_plugin=not no_plugin, batch=batch)
+                                  workdir=workdir, plugin=plugin, use_plugin=not no_plugin, batch=batch, log=log)
         _update_bundle(workdir, lambda data, p=p, engine=engine: data["variants"][p].update(tensorrt=engine))
 
 
@@ -311,36 +361,66 @@ def _eval_set(workdir, calib, calib_set, subset, eval_clips, eval_size, progress
     return rest
 
 
-def _verify(workdir, precisions, eval_set, contract, latency_rounds, progress, log) -> None:
+def _held_out_clips(eval_set, contract, progress) -> tuple[np.ndarray, np.ndarray | None]:
+    """(clips, labels) of a held-out set; labels None when they are not the model's."""
+    if C.labels_match(eval_set, contract):
+        from lvt_edge.data import load_clips
+
+        held = load_clips(eval_set, contract, progress=progress)
+        return held.clips, held.labels
+    return C.load_pixels(eval_set, contract, progress=progress).clips, None
+
+
+def _verify_engines(workdir, precisions, clips, labels, info, log) -> None:
+    """Each engine against the ONNX Runtime variant of its precision, into variants[p]["tensorrt"]."""
+    from lvt_edge.variants.verify import engine_agreement
+
+    records = {}
+    for p in precisions:
+        rec = records[p] = engine_agreement(workdir, p, clips, labels, info)
+        said = (f"the {p} TensorRT engine agrees with ONNX Runtime on {rec['agreement_pct']:.1f}% of {rec['clips']} "
+                f"held-out clips (largest logit difference {rec['max_abs_logit_diff']:.3g})")
+        if rec["within_tolerance"]:
+            log(said)
+        else:
+            log(f"WARNING: {said}, below the {rec['min_agreement_pct']}% expected: check that the plugin library "
+                "matches this TensorRT, or rebuild with --no-plugin to compare")
+
+    def record(data: dict[str, Any]) -> None:
+        for p, rec in records.items():
+            data["variants"][p]["tensorrt"]["verification"] = rec
+
+    _update_bundle(workdir, record)
+
+
+def _verify(workdir, precisions, eval_set, contract, latency_rounds, progress, log) -> tuple[np.ndarray, np.ndarray | None]:
+    """Top-1 and latency of every precision on ONNX Runtime; returns the held-out (clips, labels)."""
     from lvt_edge.variants.verify import accuracy_skipped, latency_side_by_side, top1, verification
 
     info = C.describe(eval_set)
     order = ["fp32", *(p for p in precisions if p != "fp32")]
     records: dict[str, dict[str, Any]] = {}
-    if C.labels_match(eval_set, contract):
-        from lvt_edge.data import load_clips
-
-        held = load_clips(eval_set, contract, progress=progress)
+    clips, labels = _held_out_clips(eval_set, contract, progress)
+    if labels is not None:
         ref_acc = ref_pred = None
         for p in order:
-            acc, pred = top1(workdir, p, held.clips, held.labels, progress=progress)
+            acc, pred = top1(workdir, p, clips, labels, progress=progress)
             if p == "fp32":
                 ref_acc, ref_pred = acc, pred
             rec = verification(p, acc, pred, ref_acc, ref_pred, info)
             if rec.get("within_tolerance") is False:
-                log(f"WARNING: {p} top-1 is {rec['drop_pt']:.2f} points below fp32 on {len(held)} held-out clips "
+                log(f"WARNING: {p} top-1 is {rec['drop_pt']:.2f} points below fp32 on {len(clips)} held-out clips "
                     f"(tolerance {rec['tolerance_pt']}); calibrate on more or more typical clips, or --exclude "
                     "the sensitive nodes")
             records[p] = rec
     else:
-        held = C.load_pixels(eval_set, contract, progress=progress)
         why = (f"the held-out clips ({eval_set.root}) are labelled {', '.join(sorted({c.label for c in eval_set.clips})[:6])}"
                f"{', ...' if len({c.label for c in eval_set.clips}) > 6 else ''}, which are not all the model's labels")
         log(f"note: {why}; skipping the accuracy check (latency is still measured). Pass clips labelled like the "
             "model with --eval CLIPSET to check top-1")
         records = {p: accuracy_skipped(info, why) for p in order}
     if latency_rounds > 0:
-        lat = latency_side_by_side(workdir, order, held.clips[0], rounds=latency_rounds)
+        lat = latency_side_by_side(workdir, order, clips[0], rounds=latency_rounds)
         for p, ms in lat.items():
             records[p].update(latency_ms_b1=round(ms, 3), speedup_vs_fp32=round(lat["fp32"] / ms, 3),
                               latency_rounds=latency_rounds)
@@ -353,3 +433,4 @@ def _verify(workdir, precisions, eval_set, contract, latency_rounds, progress, l
                 data["variants"][p]["verification"] = rec
 
     _update_bundle(workdir, record)
+    return clips, labels

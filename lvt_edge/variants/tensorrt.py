@@ -1,8 +1,13 @@
 """ONNX (any precision) -> TensorRT engine file, with the fused-op plugin.
 
 Networks are strongly typed (TensorRT 10 and 11): precision comes from the ONNX (Q/DQ nodes,
-fp16 tensors), never from builder flags. `import tensorrt` happens only in `engine_from_onnx`;
-everything before it (ONNX preparation, plugin lookup, profile shapes) is plain Python.
+fp16 tensors), never from builder flags. The one exception is TF32, on by default in TensorRT:
+an "fp32" engine keeps float32 tensors, but its matrix products may round their inputs to TF32 on
+Ampere and later GPUs (Orin included); the record says whether it was allowed.
+
+`import tensorrt` happens only in `engine_from_onnx`; everything before it (ONNX preparation,
+plugin lookup, profile shapes) is plain Python. Every result TensorRT reports failure through
+(None, False, -1) is checked, and nothing after the engine is written can fail the build.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import atomic_path, sha256_file, write_bytes_atomic
 
 PLUGIN_BUILD = P.PLUGIN_BUILD
-TIMING_CACHE = "tensorrt.timing-cache"
+TIMING_CACHE_DIR = "timing-cache"  # inside the bundle, one file per TensorRT release and GPU
 PLUGIN_DIR = "plugins"  # inside the bundle: the plugin library travels with its engines
 PLUGIN_GLOB = "liblvt*.so"
 FUNCTION_WINS_BEFORE = (10, 7)  # up to 10.6 a model-local function hides the registered plugin
@@ -192,6 +197,56 @@ def profile_shapes(contract: ClipContract, batch: tuple[int, int, int]) -> tuple
     return tuple((b, *contract.input_shape) for b in batch)
 
 
+def onnx_without_plugin(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with the fused op's function body inlined: no node is left that a plugin
+    registered in this process (TensorRT >= 10.7 prefers it to the function) could take."""
+    from onnx import inliner
+
+    try:
+        return inliner.inline_selected_functions(model, [fused_op()])
+    except AttributeError:  # onnx < 1.16
+        return inliner.inline_local_functions(model)
+
+
+def timing_cache_path(workdir: str | os.PathLike, tensorrt_version: str, gpu: str, cc: tuple[int, int]) -> Path:
+    """One timing cache per TensorRT release and GPU: TensorRT refuses a cache made by another."""
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", gpu).strip("-").lower() or "gpu"
+    return Path(workdir) / TIMING_CACHE_DIR / f"trt{tensorrt_version}-{slug}-sm{cc[0]}{cc[1]}.cache"
+
+
+def attach_timing_cache(config: Any, path: Path, log: Callable[[str], None]) -> Any:
+    """Give the builder the timing cache at `path` (a new one where it is missing or refused);
+    returns the cache, or None when TensorRT accepts none (the build then times from scratch)."""
+    blob = path.read_bytes() if path.is_file() else b""
+    for data in ((blob, b"") if blob else (b"",)):
+        cache = config.create_timing_cache(data)
+        if cache is not None and config.set_timing_cache(cache, ignore_mismatch=False):
+            return cache
+        if data:
+            log(f"TensorRT refused the timing cache {path} (made by another TensorRT or GPU?); starting a new one")
+    log("TensorRT accepted no timing cache; building without one")
+    return None
+
+
+def save_timing_cache(config: Any, path: Path, log: Callable[[str], None]) -> str | None:
+    """Write the builder's timing cache; never fails the build (the engine is already written).
+    Returns its path inside the bundle folder, or None when none was saved."""
+    try:
+        cache = config.get_timing_cache()
+        if cache is None:
+            log("TensorRT returned no timing cache after the build; none saved")
+            return None
+        write_bytes_atomic(path, bytes(cache.serialize()))
+    except Exception as e:  # a full disk or a TensorRT quirk must not lose the engine's record
+        log(f"WARNING: could not save the timing cache {path} ({type(e).__name__}: {e}); the next build times from scratch")
+        return None
+    return f"{TIMING_CACHE_DIR}/{path.name}"
+
+
+def plugin_layer_count(trt: Any, network: Any) -> int:
+    return sum(1 for i in range(network.num_layers) if network.get_layer(i).type == trt.LayerType.PLUGIN_V3)
+
+
 def engine_from_onnx(
     onnx_path: str | os.PathLike,
     engine_path: str | os.PathLike,
@@ -201,64 +256,88 @@ def engine_from_onnx(
     plugin: str | os.PathLike | None = None,
     use_plugin: bool = True,
     batch: tuple[int, int, int] = (1, 1, 8),
+    tf32: bool = True,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Build and serialise an engine; returns bundle.json's variants[p]["tensorrt"] record."""
-    from lvt_edge.runtime.trt import import_tensorrt
+    """Build and serialise an engine; returns bundle.json's variants[p]["tensorrt"] record.
 
+    tf32: let TensorRT run float32 matrix products in TF32 (its default; 10-bit mantissa inputs on
+    Ampere and later GPUs, Orin included). False keeps them in full float32, slower."""
+    from lvt_edge.export.node import OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
+    from lvt_edge.runtime.cuda import cuda_api
+    from lvt_edge.runtime.trt import import_tensorrt, load_plugin
+
+    log = log or (lambda msg: None)
     trt = import_tensorrt()
-    model = onnx.load(str(onnx_path))
-    expected = len(fused_nodes(model)) if use_plugin else 0
-    lib = find_plugin(plugin, trt.__version__) if use_plugin and fused_nodes(model) else None
-    logger = trt.Logger(trt.Logger.WARNING)
+    api = cuda_api()  # before the long build: a missing binding or driver fails now
+    gpu, cc = api.device_name(), api.compute_capability()
+    model = onnx.load(str(onnx_path), load_external_data=False)  # the parser reads external data via `path`
+    fused = len(fused_nodes(model))
+    lib = find_plugin(plugin, trt.__version__) if use_plugin and fused else None
     if lib is not None:
-        trt.get_plugin_registry().load_library(str(lib))
+        load_plugin(trt, lib, (OP_TYPE, PLUGIN_VERSION, PLUGIN_NAMESPACE))
+    logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
-    prepared = onnx_for_tensorrt(model, trt.__version__) if use_plugin else model
-    if not parser.parse(prepared.SerializeToString()):
+    prepared = onnx_for_tensorrt(model, trt.__version__) if lib is not None else onnx_without_plugin(model)
+    if not parser.parse(prepared.SerializeToString(), path=str(Path(onnx_path).resolve())):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
         raise LvtEdgeError(f"TensorRT {trt.__version__} cannot parse {onnx_path}: {errors}")
-    found = sum(1 for i in range(network.num_layers) if network.get_layer(i).type == trt.LayerType.PLUGIN_V3)
-    if use_plugin and found != expected:
-        raise LvtEdgeError(
-            f"the TensorRT network holds {found} plugin layers for {expected} fused nodes: the parser did "
-            f"not use the plugin from {lib}. Check that the library matches TensorRT {trt.__version__}, "
-            "or pass --no-plugin to build with the op's ONNX function body"
-        )
+    found = plugin_layer_count(trt, network)
+    _check_plugin_layers(found, fused if lib is not None else 0, lib, trt.__version__)
     config = builder.create_builder_config()
     profile = builder.create_optimization_profile()
     profile.set_shape(input_name(model), *profile_shapes(contract, batch))
-    config.add_optimization_profile(profile)
-    cache_file = Path(workdir) / TIMING_CACHE
-    cache = config.create_timing_cache(cache_file.read_bytes() if cache_file.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if config.add_optimization_profile(profile) < 0:
+        raise LvtEdgeError(f"TensorRT refused the optimisation profile batch {':'.join(map(str, batch))} for "
+                           f"{onnx_path}; check the model's input shape")
+    if not tf32:
+        config.clear_flag(trt.BuilderFlag.TF32)
+    cache_path = timing_cache_path(workdir, trt.__version__, gpu, cc)
+    attach_timing_cache(config, cache_path, log)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise LvtEdgeError(f"TensorRT {trt.__version__} failed to build an engine from {onnx_path}; see its log above")
     write_bytes_atomic(engine_path, bytes(serialized))
-    write_bytes_atomic(cache_file, bytes(config.get_timing_cache().serialize()))
-    return engine_record(engine_path, trt, workdir=workdir, lib=lib, plugin_layers=found, batch=batch)
+    # From here on the engine is on disk: nothing below may fail the build for the cache's sake.
+    cache_name = save_timing_cache(config, cache_path, log)
+    return engine_record(engine_path, trt, workdir=workdir, lib=lib, plugin_layers=found, batch=batch,
+                         gpu=gpu, cc=cc, tf32=bool(config.get_flag(trt.BuilderFlag.TF32)), timing_cache=cache_name)
+
+
+def _check_plugin_layers(found: int, expected: int, lib: Path | None, version: str) -> None:
+    if found == expected:
+        return
+    if lib is None:
+        raise LvtEdgeError(
+            f"the TensorRT network holds {found} plugin layers although this build uses no plugin: a plugin library "
+            f"registered earlier in this process took the fused nodes. Run the --no-plugin build in a fresh process")
+    raise LvtEdgeError(
+        f"the TensorRT network holds {found} plugin layers for {expected} fused nodes: the parser did "
+        f"not use the plugin from {lib}. Check that the library matches TensorRT {version}, "
+        "or pass --no-plugin to build with the op's ONNX function body"
+    )
 
 
 def engine_record(engine_path: str | os.PathLike, trt: Any, *, workdir: str | os.PathLike, lib: Path | None,
-                  plugin_layers: int, batch: tuple[int, int, int]) -> dict[str, Any]:
-    from lvt_edge.runtime.cuda import cuda_api
-
-    api = cuda_api()
-    major, minor = api.compute_capability()
+                  plugin_layers: int, batch: tuple[int, int, int], gpu: str, cc: tuple[int, int], tf32: bool,
+                  timing_cache: str | None) -> dict[str, Any]:
     return {
         "engine": Path(engine_path).name,
         "sha256": sha256_file(engine_path),
         "size_bytes": Path(engine_path).stat().st_size,
         "tensorrt_version": trt.__version__,
-        "gpu": api.device_name(),
-        "compute_capability": f"{major}.{minor}",
+        "gpu": gpu,
+        "compute_capability": f"{cc[0]}.{cc[1]}",
         "platform": platform.machine(),
         "batch": list(batch),
         "strongly_typed": True,
+        # fp32 engines: float32 tensors; with tf32, matrix products round their inputs to TF32.
+        "tf32": tf32,
+        "plugin_layers": plugin_layers,
         "plugin": plugin_record(lib, workdir, trt, plugin_layers) if lib else None,
-        "timing_cache": TIMING_CACHE,
+        "timing_cache": timing_cache,
     }
 
 

@@ -1,5 +1,6 @@
-"""Checking a built bundle on held-out clips: top-1 per precision, and batch-1 latency measured
-side by side (interleaved rounds, so machine noise hits every precision alike)."""
+"""Checking a built bundle on held-out clips: top-1 per precision, batch-1 latency measured
+side by side (interleaved rounds, so machine noise hits every precision alike), and each
+TensorRT engine against the ONNX Runtime variant of the same precision."""
 
 from __future__ import annotations
 
@@ -12,6 +13,10 @@ import numpy as np
 # Largest top-1 drop from fp32, in points, each precision may show (issue: int8 1.0, fp16 0.3).
 TOLERANCE_PT = {"fp16": 0.3, "int8": 1.0}
 EVAL_BATCH = 8
+# Smallest top-1 agreement, in %, a TensorRT engine must show with the ONNX Runtime variant of the
+# same precision on the held-out clips. Different kernels (TF32 in fp32 engines, fp16 accumulation,
+# int8 rounding) move near-tied clips; more than this is a wrong engine or plugin.
+ENGINE_AGREEMENT_PCT = {"fp32": 99.0, "fp16": 98.0, "int8": 97.0}
 
 
 def top1(workdir: str | os.PathLike, precision: str, clips: np.ndarray, labels: np.ndarray, *,
@@ -68,3 +73,35 @@ def latency_side_by_side(workdir: str | os.PathLike, precisions: Sequence[str], 
         for clf in clfs.values():
             clf.close()
     return {p: float(np.median(t) * 1e3) for p, t in times.items()}
+
+
+def batched_logits(clf: Any, clips: np.ndarray, batch: int = EVAL_BATCH) -> np.ndarray:
+    return np.concatenate([clf.logits(clips[i : i + batch]) for i in range(0, len(clips), batch)])
+
+
+def engine_agreement(workdir: str | os.PathLike, precision: str, clips: np.ndarray, labels: np.ndarray | None,
+                     clipset_info: dict[str, Any]) -> dict[str, Any]:
+    """bundle.json's variants[p]["tensorrt"]["verification"]: the engine against ONNX Runtime on
+    the same clips (top-1 agreement, largest logit difference, top-1 of each where labels are known)."""
+    from lvt_edge.runtime import load_bundle
+
+    with load_bundle(workdir, precision, backend="tensorrt") as engine:
+        got = batched_logits(engine, clips)
+    with load_bundle(workdir, precision, backend="onnxruntime") as ref:
+        want = batched_logits(ref, clips)
+    return agreement_record(precision, got, want, labels, clipset_info)
+
+
+def agreement_record(precision: str, got: np.ndarray, want: np.ndarray, labels: np.ndarray | None,
+                     clipset_info: dict[str, Any]) -> dict[str, Any]:
+    agree = float((got.argmax(-1) == want.argmax(-1)).mean() * 100.0)
+    floor = ENGINE_AGREEMENT_PCT[precision]
+    out: dict[str, Any] = {
+        "backend": "tensorrt", "reference": "onnxruntime-cpu", "clipset": clipset_info, "clips": int(len(got)),
+        "agreement_pct": round(agree, 3), "max_abs_logit_diff": round(float(np.abs(got - want).max()), 6),
+        "min_agreement_pct": floor, "within_tolerance": bool(agree >= floor),
+    }
+    if labels is not None:
+        out.update(top1=round(float((got.argmax(-1) == labels).mean() * 100.0), 3),
+                   top1_onnxruntime=round(float((want.argmax(-1) == labels).mean() * 100.0), 3))
+    return out

@@ -48,3 +48,15 @@ def test_runtime_imports_and_runs_without_torch(bundle):
     """)
     assert r.returncode == 0, r.stderr
     assert "ok" in r.stdout and "torch backend needs PyTorch" in r.stdout
+
+
+def test_tensorrt_engine_builds_import_without_torch():
+    # a Jetson builds engines from ONNX variants made elsewhere: no torch, no modelopt there
+    r = _run("""
+        import lvt_edge.export.node, lvt_edge.variants.tensorrt, lvt_edge.variants.pipeline
+        from lvt_edge.variants.pipeline import build_engines
+        assert "torch" not in sys.modules
+        print("ok")
+    """)
+    assert r.returncode == 0, r.stderr
+    assert "ok" in r.stdout

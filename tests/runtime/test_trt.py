@@ -1,10 +1,15 @@
-"""TensorRT backend: everything before the TensorRT calls with fakes; a real engine where
-TensorRT exists (marker `tensorrt`)."""
+"""TensorRT backend on fakes that follow TensorRT's and cuda-python's real return conventions
+(tests/runtime/test_trt_fakes.py); a real engine where TensorRT exists (marker `tensorrt`)."""
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
+import json
 import shutil
+import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,242 +18,320 @@ from lvt_edge import bundle as B
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import sha256_file
 from lvt_edge.runtime import load_bundle
-from lvt_edge.runtime.cuda import CudaApi, CudaPythonApi, cuda_api
+from lvt_edge.runtime.cuda import CudaPythonApi, cuda_api
 from lvt_edge.runtime.trt import TensorRTClassifier, check_engine, engine_problems, import_tensorrt
 
 
-class FakeCuda(CudaApi):
-    """Device memory as numpy byte arrays keyed by fake pointers."""
-
-    name = "fake"
-
-    def __init__(self, cc=(8, 7)):
-        self.cc, self.mem, self.next, self.pinned, self.streams = cc, {}, 4096, [], 0
-
-    def device_count(self): return 1
-    def compute_capability(self, device=0): return self.cc
-    def device_name(self, device=0): return "Fake Orin"
-
-    def malloc(self, nbytes):
-        self.next += 4096
-        self.mem[self.next] = np.zeros(nbytes, np.uint8)
-        return self.next
-
-    def free(self, ptr): del self.mem[ptr]
-    def pinned_empty(self, shape, dtype):
-        a = np.zeros(shape, dtype)
-        self.pinned.append(a)
-        return a
-
-    def free_pinned(self, array): self.pinned = [a for a in self.pinned if a is not array]
-    def memcpy_htod_async(self, dst, src, stream): self.mem[dst][: src.nbytes] = src.reshape(-1).view(np.uint8)
-    def memcpy_dtoh_async(self, dst, src, stream): dst.reshape(-1).view(np.uint8)[:] = self.mem[src][: dst.nbytes]
-    def stream_create(self):
-        self.streams += 1
-        return 77
-
-    def stream_handle(self, stream): return stream
-    def stream_synchronize(self, stream): pass
-    def stream_destroy(self, stream): self.streams -= 1
+def _load_fakes():
+    name = "lvt_edge_tests_trt_fakes"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_trt_fakes.py"))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
 
 
-def fake_trt(api: FakeCuda, contract, weights: np.ndarray, max_batch=4, static=False):
-    """A tensorrt module whose engine computes logits = mean(clip over C,T,H... ) @ weights."""
-    calls = []
+F = _load_fakes()
 
-    class Context:
-        def __init__(self):
-            self.addr, self.shape = {}, None
-
-        def set_tensor_address(self, name, ptr): self.addr[name] = ptr
-        def set_input_shape(self, name, shape):
-            calls.append(("shape", tuple(shape)))
-            self.shape = tuple(shape)
-
-        def execute_async_v3(self, stream):
-            calls.append(("exec", stream))
-            n = self.shape[0] if self.shape else max_batch
-            x = api.mem[self.addr["clip"]][: n * 4 * int(np.prod(contract.input_shape))].view(np.float32)
-            y = x.reshape(n, -1)[:, : weights.shape[0]] @ weights
-            api.mem[self.addr["logits"]][: y.nbytes] = y.astype(np.float32).reshape(-1).view(np.uint8)
-            return True
-
-    class Engine:
-        num_io_tensors = 2
-        def get_tensor_name(self, i): return ["clip", "logits"][i]
-        def get_tensor_mode(self, n): return "in" if n == "clip" else "out"
-        def get_tensor_shape(self, n): return ((max_batch if static else -1), *contract.input_shape)
-        def get_tensor_profile_shape(self, n, p): return [(1, *contract.input_shape), (1, *contract.input_shape), (max_batch, *contract.input_shape)]
-        def get_tensor_dtype(self, n): return "f32"
-        def create_execution_context(self): return Context()
-
-    registry = types.SimpleNamespace(libs=[])
-    registry.load_library = lambda path: registry.libs.append(path)
-    trt = types.SimpleNamespace(
-        __version__="10.3.0.30", Logger=type("L", (), {"WARNING": 2, "__init__": lambda self, lvl: None}),
-        TensorIOMode=types.SimpleNamespace(INPUT="in"), nptype=lambda dt: np.float32,
-        get_plugin_registry=lambda: registry,
-        Runtime=lambda logger: types.SimpleNamespace(deserialize_cuda_engine=lambda b: Engine() if b == b"ENGINE" else None),
-    )
-    return trt, calls, registry
-
-
-RECORDED = {"engine": "model.int8.engine", "tensorrt_version": "10.3.0", "gpu": "Orin", "compute_capability": "8.7",
+RECORDED = {"engine": "model.int8.engine", "tensorrt_version": "10.3.0.30", "gpu": "Orin", "compute_capability": "8.7",
             "plugin": {"path": "liblvt_edge_plugins.so", "sha256": None}}
 
 
 @pytest.fixture
-def trt_bundle(tmp_path, bundle):
-    work = tmp_path / "w"
-    shutil.copytree(bundle, work)
-    (work / "model.int8.engine").write_bytes(b"ENGINE")
-    (work / "liblvt_edge_plugins.so").write_bytes(b"PLUGIN")
+def fakes(monkeypatch):
+    """A fake TensorRT 10.16 and cuda-python 12.9 on a CUDA 12.6 driver with one Orin, installed."""
+    trt = F.install_tensorrt(monkeypatch, F.make_tensorrt("10.16.1.11", device="Orin"))
+    cudart = F.FakeCudart()
+    F.install_cuda(monkeypatch, cudart)
+    return types.SimpleNamespace(trt=trt, cudart=cudart)
+
+
+def with_engine(work: Path, precision: str = "fp32", batch=(1, 2, 4)) -> dict:
+    """Build `precision`'s engine with the real engine_from_onnx on the installed fakes."""
+    from lvt_edge.variants.tensorrt import engine_from_onnx
+
     data = B.read_bundle(work)
-    rec = dict(RECORDED, sha256=sha256_file(work / "model.int8.engine"),
-               plugin={"path": "liblvt_edge_plugins.so", "sha256": sha256_file(work / "liblvt_edge_plugins.so"), "version": "1"})
-    data["variants"]["int8"]["tensorrt"] = rec
+    rec = engine_from_onnx(work / data["variants"][precision]["onnx"], work / B.engine_name(precision),
+                           B.bundle_contract(data), workdir=work, use_plugin=False, batch=batch)
+    data["variants"][precision]["tensorrt"] = rec
     B.write_bundle(work, data)
-    return work
+    return rec
+
+
+@pytest.fixture
+def work(tmp_path, bundle):
+    shutil.copytree(bundle, tmp_path / "w")
+    return tmp_path / "w"
 
 
 def test_engine_problems_name_each_mismatch():
-    ok = engine_problems(RECORDED, tensorrt_version="10.3.0.30", compute_capability=(8, 7), plugin_sha256="x")
+    ok = engine_problems(RECORDED, tensorrt_version="10.3.0.30", compute_capability=(8, 7), plugin_sha256="x",
+                         gpu_name="Orin")
     assert ok == []
     bad = engine_problems(dict(RECORDED, plugin={"sha256": "aaa"}), tensorrt_version="10.16.1",
                           compute_capability=(9, 0), plugin_sha256="bbb")
     assert len(bad) == 3
-    assert "TensorRT 10.3.0, this machine has 10.16.1" in bad[0]
+    assert "TensorRT 10.3.0.30, this machine has 10.16.1" in bad[0]
     assert "compute capability 8.7 (Orin), this GPU is 9.0" in bad[1]
     assert "plugin" in bad[2]
 
 
-def test_check_engine_says_what_to_rebuild(trt_bundle):
-    entry = B.read_bundle(trt_bundle)["variants"]["int8"]
-    engine, lib = check_engine(trt_bundle, "int8", entry, tensorrt_version="10.3.0.30", api=FakeCuda())
+def test_engine_problems_see_the_build_number_and_the_gpu_model():
+    """Engines load only under the exact TensorRT build, on the GPU model they were tuned for."""
+    assert engine_problems(RECORDED, tensorrt_version="10.3.0.26", compute_capability=(8, 7), plugin_sha256=None) == [
+        "built with TensorRT 10.3.0.30, this machine has 10.3.0.26"]
+    assert engine_problems(RECORDED, tensorrt_version="10.3.0", compute_capability=(8, 7), plugin_sha256=None) == [], \
+        "a version given without its build number is compared on what it has"
+    rtx = dict(RECORDED, gpu="NVIDIA GeForce RTX 3080", compute_capability="8.6")
+    assert engine_problems(rtx, tensorrt_version="10.3.0.30", compute_capability=(8, 6), plugin_sha256=None,
+                           gpu_name="NVIDIA A10") == ["built on GPU 'NVIDIA GeForce RTX 3080', this GPU is 'NVIDIA A10'"]
+
+
+def test_check_engine_says_what_to_rebuild(work, fakes):
+    (work / "model.int8.engine").write_bytes(b"ENGINE")
+    (work / "liblvt_edge_plugins.so").write_bytes(b"PLUGIN")
+    data = B.read_bundle(work)
+    data["variants"]["int8"]["tensorrt"] = dict(
+        RECORDED, sha256=sha256_file(work / "model.int8.engine"),
+        plugin={"path": "liblvt_edge_plugins.so", "sha256": sha256_file(work / "liblvt_edge_plugins.so"), "version": "1"})
+    B.write_bundle(work, data)
+    entry = B.read_bundle(work)["variants"]["int8"]
+    api = CudaPythonApi(fakes.cudart)
+    engine, lib = check_engine(work, "int8", entry, tensorrt_version="10.3.0.30", api=api)
     assert engine.name == "model.int8.engine" and lib.name == "liblvt_edge_plugins.so"
-    fix = f"lvt-edge build {trt_bundle} --target tensorrt --precision int8 --force"
+    fix = f"lvt-edge build {work} --target tensorrt --precision int8 --force"
     with pytest.raises(LvtEdgeError, match="compute capability 8.7") as e:
-        check_engine(trt_bundle, "int8", entry, tensorrt_version="10.3.0.30", api=FakeCuda((8, 6)))
+        check_engine(work, "int8", entry, tensorrt_version="10.3.0.30", api=CudaPythonApi(F.FakeCudart(cc=(8, 6))))
     assert fix in str(e.value)
-    other = trt_bundle / "other.so"
+    with pytest.raises(LvtEdgeError, match="built on GPU 'Orin', this GPU is 'Jetson Thor'"):
+        check_engine(work, "int8", entry, tensorrt_version="10.3.0.30", api=CudaPythonApi(F.FakeCudart(name=b"Jetson Thor")))
+    other = work / "other.so"
     other.write_bytes(b"OTHER PLUGIN")
     with pytest.raises(LvtEdgeError, match="different plugin library"):
-        check_engine(trt_bundle, "int8", entry, tensorrt_version="10.3.0.30", api=FakeCuda(), plugin=other)
+        check_engine(work, "int8", entry, tensorrt_version="10.3.0.30", api=api, plugin=other)
     with pytest.raises(LvtEdgeError, match="plugin library not found at .*lvt-edge plugin build"):
-        check_engine(trt_bundle, "int8", entry, tensorrt_version="10.3.0.30", api=FakeCuda(), plugin=trt_bundle / "nope.so")
+        check_engine(work, "int8", entry, tensorrt_version="10.3.0.30", api=api, plugin=work / "nope.so")
     with pytest.raises(LvtEdgeError, match="no TensorRT engine.*--target tensorrt --precision fp32"):
-        check_engine(trt_bundle, "fp32", B.read_bundle(trt_bundle)["variants"]["fp32"], tensorrt_version="10.3.0", api=FakeCuda())
-    (trt_bundle / "model.int8.engine").write_bytes(b"CHANGED")
+        check_engine(work, "fp32", B.read_bundle(work)["variants"]["fp32"], tensorrt_version="10.3.0", api=api)
+    (work / "model.int8.engine").write_bytes(b"CHANGED")
     with pytest.raises(LvtEdgeError, match="changed after the build"):
-        check_engine(trt_bundle, "int8", entry, tensorrt_version="10.3.0.30", api=FakeCuda())
+        check_engine(work, "int8", entry, tensorrt_version="10.3.0.30", api=api)
 
 
-@pytest.mark.parametrize("static", [False, True])
-def test_classifier_flow_with_fakes(trt_bundle, static):
-    data = B.read_bundle(trt_bundle)
+@pytest.mark.filterwarnings("error::DeprecationWarning")  # int(cudaStream_t) is deprecated from 12.9.1
+def test_engine_runs_through_cuda_python_and_matches_onnxruntime(work, fakes, tiny):
+    rec = with_engine(work, batch=(1, 2, 4))
+    assert rec["batch"] == [1, 2, 4] and rec["gpu"] == "Orin" and rec["compute_capability"] == "8.7"
+    contract = B.bundle_contract(B.read_bundle(work))
+    x = tiny.clips_for(contract, 6, seed=2)
+    with load_bundle(work, "fp32", "tensorrt") as clf, load_bundle(work, "fp32", "onnxruntime") as ref:
+        assert clf.backend == "tensorrt" and (clf.min_batch, clf.max_batch) == (1, 4)
+        np.testing.assert_allclose(clf.logits(x), ref.logits(x), atol=1e-4)  # 6 clips: batches of 4 and 2
+        np.testing.assert_allclose(clf.predict(x[0]), ref.predict(x[0]), atol=1e-5)
+    assert fakes.cudart.device == {} and fakes.cudart.host == {} and fakes.cudart.streams == {}, "everything freed"
+
+
+@pytest.mark.parametrize("n", [1, 3, 9])
+def test_batches_outside_the_profile_are_padded_or_split(work, fakes, tiny, n):
+    """--batch-profile 2:4:8: one clip is padded up to the minimum, nine are split at the maximum;
+    set_input_shape refuses anything else (it returns False)."""
+    with_engine(work, batch=(2, 4, 8))
+    contract = B.bundle_contract(B.read_bundle(work))
+    x = tiny.clips_for(contract, n, seed=3)
+    with load_bundle(work, "fp32", "tensorrt") as clf, load_bundle(work, "fp32", "onnxruntime") as ref:
+        assert (clf.min_batch, clf.max_batch) == (2, 8)
+        np.testing.assert_allclose(clf.logits(x), ref.logits(x), atol=1e-4)
+
+
+def test_a_refused_input_shape_is_reported(work, fakes, tiny):
+    with_engine(work, batch=(2, 4, 8))
+    contract = B.bundle_contract(B.read_bundle(work))
+    with load_bundle(work, "fp32", "tensorrt") as clf:
+        clf.min_batch = 1  # as if the profile had been misread
+        with pytest.raises(RuntimeError, match=r"refused input shape \(1, .*profile batch 1\.\.8"):
+            clf.logits(tiny.clips_for(contract, 1))
+
+
+def test_static_engine_runs_full_batches(work, fakes, tiny):
+    import onnx
+
+    model = onnx.load(str(work / "model.onnx"))
+    for vi in (model.graph.input[0], model.graph.output[0]):
+        vi.type.tensor_type.shape.dim[0].dim_value = 4
+    onnx.save(model, str(work / "model.onnx"))
+    data = B.read_bundle(work)
+    data["variants"]["fp32"]["sha256"] = sha256_file(work / "model.onnx")
+    B.write_bundle(work, data)
+    with_engine(work, batch=(4, 4, 4))
     contract = B.bundle_contract(data)
-    api = FakeCuda()
-    w = np.random.default_rng(0).standard_normal((16, contract.num_classes)).astype(np.float32)
-    trt, calls, registry = fake_trt(api, contract, w, max_batch=4, static=static)
-    x = np.random.default_rng(1).standard_normal((6, *contract.input_shape)).astype(np.float32)
-    with TensorRTClassifier(trt_bundle / "model.int8.engine", contract, precision="int8",
-                            plugin=trt_bundle / "liblvt_edge_plugins.so", trt=trt, api=api) as clf:
-        assert clf.max_batch == 4 and registry.libs == [str(trt_bundle / "liblvt_edge_plugins.so")]
-        logits = clf.logits(x)  # 6 clips -> batches of 4 and 2
-        np.testing.assert_allclose(logits, x.reshape(6, -1)[:, :16] @ w, rtol=1e-5, atol=1e-5)
-        assert [c for c in calls if c[0] == "exec"] == [("exec", 77)] * 2
-        if not static:
-            assert [c[1][0] for c in calls if c[0] == "shape"] == [4, 2]
-        assert len(api.mem) == 2 and len(api.pinned) == 2
-    assert api.mem == {} and api.pinned == [] and api.streams == 0  # everything freed
+    x = tiny.clips_for(contract, 5, seed=4)
+    with load_bundle(work, "fp32", "tensorrt") as clf, load_bundle(work, "fp32", "onnxruntime") as ref:
+        assert clf.max_batch == 4 and clf._static
+        np.testing.assert_allclose(clf.logits(x), ref.logits(x), atol=1e-4)
 
 
-def test_undeserialisable_engine_frees_what_it_took(trt_bundle):
-    contract = B.bundle_contract(B.read_bundle(trt_bundle))
-    api = FakeCuda()
-    trt, _, _ = fake_trt(api, contract, np.zeros((1, 1), np.float32))
-    (trt_bundle / "bad.engine").write_bytes(b"GARBAGE")
+def _engine_with_io(work: Path, trt, output: list, out_type: str = "FLOAT") -> Path:
+    shape = [*B.bundle_contract(B.read_bundle(work)).input_shape]
+    meta = {"version": trt.__version__, "input": ["clip", [-1, *shape], "FLOAT"],
+            "output": ["logits", output, out_type], "profile": [[1, *shape]] * 3, "plugins": []}
+    path = work / "odd.engine"
+    path.write_bytes(F.ENGINE_MAGIC + json.dumps(meta).encode() + b"\n" + (work / "model.onnx").read_bytes())
+    return path
+
+
+def test_outputs_are_checked_against_the_contract(work, fakes):
+    contract = B.bundle_contract(B.read_bundle(work))
+    api = CudaPythonApi(fakes.cudart)
+    wrong = _engine_with_io(work, fakes.trt, [-1, contract.num_classes + 1])
+    with pytest.raises(LvtEdgeError, match=rf"returns \(-1, {contract.num_classes + 1}\), the contract says "
+                                           rf"Bx{contract.num_classes}"):
+        TensorRTClassifier(wrong, contract, trt=fakes.trt, api=api)
+    bf16 = _engine_with_io(work, fakes.trt, [-1, contract.num_classes], "BF16")
+    with pytest.raises(LvtEdgeError, match="numpy cannot hold"):
+        TensorRTClassifier(bf16, contract, trt=fakes.trt, api=api)
+    assert fakes.cudart.device == {} and fakes.cudart.host == {}
+
+
+def test_memory_is_freed_only_after_the_stream_is_done(work, fakes, tiny):
+    """A copy fails while work is queued: close() synchronises the stream before freeing."""
+    with_engine(work)
+    contract = B.bundle_contract(B.read_bundle(work))
+    real = fakes.cudart.cudaMemcpyAsync
+
+    def failing_readback(dst, src, count, kind, stream):
+        if kind == F.cudaMemcpyKind.cudaMemcpyDeviceToHost:
+            return (F.cudaError_t.cudaErrorInvalidValue,)
+        return real(dst, src, count, kind, stream)
+
+    fakes.cudart.cudaMemcpyAsync = failing_readback
+    clf = load_bundle(work, "fp32", "tensorrt")
+    with pytest.raises(RuntimeError, match="cudaErrorInvalidValue"):
+        clf.logits(tiny.clips_for(contract, 1))
+    fakes.cudart.events.clear()
+    clf.close()
+    kinds = [k for k, _ in fakes.cudart.events]
+    assert kinds[0] == "sync" and kinds.index("sync") < kinds.index("free") and kinds[-1] == "destroy"
+
+
+def test_undeserialisable_engine_frees_what_it_took(work, fakes):
+    contract = B.bundle_contract(B.read_bundle(work))
+    (work / "bad.engine").write_bytes(b"GARBAGE")
     with pytest.raises(LvtEdgeError, match="could not deserialise"):
-        TensorRTClassifier(trt_bundle / "bad.engine", contract, trt=trt, api=api)
-    assert api.mem == {} and api.pinned == []
+        TensorRTClassifier(work / "bad.engine", contract, trt=fakes.trt, api=CudaPythonApi(fakes.cudart))
+    assert fakes.cudart.device == {} and fakes.cudart.host == {}
 
 
-def test_without_tensorrt_the_error_says_what_to_install(trt_bundle):
-    try:
-        import tensorrt  # noqa: F401
-        pytest.skip("TensorRT is importable here")
-    except Exception:
-        pass
+def test_tensorrt_older_than_10_is_refused(monkeypatch):
+    F.install_tensorrt(monkeypatch, F.make_tensorrt("8.6.2.3"))
+    with pytest.raises(LvtEdgeError, match=r"TensorRT 8.6.2.3 is too old.*>= 10.*JetPack 6.1\+"):
+        import_tensorrt()
+    F.install_tensorrt(monkeypatch, F.make_tensorrt("10.3.0"))
+    assert import_tensorrt().__version__ == "10.3.0"
+
+
+def test_without_tensorrt_the_error_says_what_to_install(work, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorrt", None)
     with pytest.raises(LvtEdgeError, match="install TensorRT 10"):
         import_tensorrt()
+    data = B.read_bundle(work)
+    data["variants"]["int8"]["tensorrt"] = dict(RECORDED)
+    B.write_bundle(work, data)
     with pytest.raises(LvtEdgeError, match="install TensorRT 10"):
-        load_bundle(trt_bundle, "int8", "tensorrt")
+        load_bundle(work, "int8", "tensorrt")
+
+
+# --- the CUDA binding ----------------------------------------------------------------------------
+
+def importer(available):
+    def imp(name):
+        if name not in available:
+            raise ImportError(f"No module named {name!r}")
+        return available[name]
+    return imp
+
+
+PYCUDA = {"pycuda.driver": types.SimpleNamespace(Device=types.SimpleNamespace(count=lambda: 1)),
+          "pycuda.autoprimaryctx": object()}
 
 
 def test_cuda_adapter_selection():
-    def importer(available):
-        def imp(name):
-            if name not in available:
-                raise ImportError(f"No module named {name!r}")
-            return available[name]
-        return imp
-
-    ok = types.SimpleNamespace(cudaSuccess=0)
-    rt = types.SimpleNamespace(cudaError_t=types.SimpleNamespace(cudaSuccess=ok.cudaSuccess),
-                               cudaGetDeviceCount=lambda: (0, 1))
-    driver = types.SimpleNamespace(Device=types.SimpleNamespace(count=lambda: 1))
-    both = {"cuda.bindings.runtime": rt, "pycuda.driver": driver, "pycuda.autoprimaryctx": object()}
+    rt = F.FakeCudart()
+    both = {"cuda.bindings.runtime": rt, "cuda.bindings.utils": F.cuda_utils(), **PYCUDA}
     assert cuda_api("auto", importer(both)).name == "cuda-python"
     assert cuda_api("pycuda", importer(both)).name == "pycuda"
-    only_pycuda = {k: v for k, v in both.items() if k.startswith("pycuda")}
-    assert cuda_api("auto", importer(only_pycuda)).name == "pycuda"
-    with pytest.raises(LvtEdgeError, match="pip install cuda-python"):
+    assert cuda_api("auto", importer(PYCUDA)).name == "pycuda"
+    with pytest.raises(LvtEdgeError, match=r"lvt-edge\[trt-cu12\].*lvt-edge\[jetpack6\]"):
         cuda_api("auto", importer({}))
     with pytest.raises(LvtEdgeError, match="choose one of"):
         cuda_api("cupy", importer(both))
-    no_driver = types.SimpleNamespace(cudaError_t=rt.cudaError_t, cudaGetDeviceCount=lambda: (35, 0))
-    with pytest.raises(LvtEdgeError, match="sees no CUDA device"):
-        cuda_api("cuda-python", importer({"cuda.bindings.runtime": no_driver}))
+    with pytest.raises(LvtEdgeError, match="cuda-python sees no CUDA device"):
+        cuda_api("cuda-python", importer({"cuda.bindings.runtime": F.FakeCudart(devices=0)}))
 
 
-def test_cuda_python_errors_are_raised():
-    err_t = types.SimpleNamespace(cudaSuccess=0)
-    rt = types.SimpleNamespace(cudaError_t=err_t, cudaMalloc=lambda n: (2, None),
-                               cudaGetErrorString=lambda e: (0, b"out of memory"))
-    with pytest.raises(RuntimeError, match="out of memory"):
+def test_a_binding_newer_than_the_driver_is_reported_as_such_and_auto_tries_pycuda():
+    """cuda-python 13.x on JetPack 6's CUDA 12.6 driver: cudaErrorInsufficientDriver, not 'no device'."""
+    rt13 = F.FakeCudart(driver=12060, runtime=13000)
+    with pytest.raises(LvtEdgeError) as e:
+        cuda_api("cuda-python", importer({"cuda.bindings.runtime": rt13}))
+    msg = str(e.value)
+    assert "built for CUDA 13.0 but the driver supports CUDA 12.6" in msg and "cudaErrorInsufficientDriver" in msg
+    assert "cuda-python>=12.6.1,<13" in msg and "no CUDA device" not in msg
+    assert cuda_api("auto", importer({"cuda.bindings.runtime": rt13, **PYCUDA})).name == "pycuda"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the fake stream warns; bindings this old do not
+def test_cuda_python_before_12_6_1_is_used_through_cuda_cudart():
+    api = cuda_api("auto", importer({"cuda.cudart": F.FakeCudart()}))
+    assert api.name == "cuda-python" and api.device_name() == "Orin"
+    stream = api.stream_create()
+    assert api.stream_handle(stream) == stream._address  # int(): no get_cuda_native_handle there
+
+
+def test_cuda_python_errors_are_raised_with_their_names():
+    rt = F.FakeCudart()
+    rt.cudaMalloc = lambda n: (F.cudaError_t.cudaErrorMemoryAllocation, 0)
+    with pytest.raises(RuntimeError, match=r"cudaErrorMemoryAllocation \(2\): out of memory"):
         CudaPythonApi(rt).malloc(10)
 
+
+def test_pinned_and_device_memory_round_trip():
+    rt = F.FakeCudart()
+    api = CudaPythonApi(rt, F.cuda_utils().get_cuda_native_handle)
+    host = api.pinned_empty((2, 3), np.float32)
+    host[:] = np.arange(6).reshape(2, 3)
+    dev, back, stream = api.malloc(host.nbytes), api.pinned_empty((2, 3), np.float32), api.stream_create()
+    api.memcpy_htod_async(dev, host, stream)
+    api.memcpy_dtoh_async(back, dev, stream)
+    api.stream_synchronize(stream)
+    assert back.tolist() == host.tolist() and ctypes.c_float.from_address(dev + 4).value == 1.0
+    api.free(dev)
+    api.free_pinned(host)
+    api.free_pinned(back)
+    api.stream_destroy(stream)
+    assert rt.device == {} and rt.host == {} and rt.streams == {}
+
+
+# --- the real thing --------------------------------------------------------------------------------
 
 @pytest.mark.tensorrt
 def test_real_engine_matches_onnxruntime(tmp_path, bundle, tiny):
     """Build an fp32 engine from the tiny bundle's ONNX with TensorRT and run it."""
-    import tensorrt as trt
+    from lvt_edge.variants.tensorrt import engine_from_onnx
 
-    from lvt_edge.runtime.cuda import cuda_api as real_cuda
-
-    api = real_cuda()
     work = tmp_path / "w"
     shutil.copytree(bundle, work)
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
-    parser = trt.OnnxParser(network, logger)
-    assert parser.parse((work / "model.onnx").read_bytes()), [parser.get_error(i) for i in range(parser.num_errors)]
-    contract = B.bundle_contract(B.read_bundle(work))
-    config = builder.create_builder_config()
-    profile = builder.create_optimization_profile()
-    profile.set_shape("clip", (1, *contract.input_shape), (1, *contract.input_shape), (4, *contract.input_shape))
-    config.add_optimization_profile(profile)
-    (work / "model.fp32.engine").write_bytes(bytes(builder.build_serialized_network(network, config)))
     data = B.read_bundle(work)
-    data["variants"]["fp32"]["tensorrt"] = {
-        "engine": "model.fp32.engine", "sha256": sha256_file(work / "model.fp32.engine"),
-        "tensorrt_version": trt.__version__, "compute_capability": list(api.compute_capability()), "plugin": None}
+    contract = B.bundle_contract(data)
+    rec = engine_from_onnx(work / "model.onnx", work / "model.fp32.engine", contract, workdir=work,
+                           use_plugin=False, batch=(2, 2, 4))
+    data["variants"]["fp32"]["tensorrt"] = rec
     B.write_bundle(work, data)
-    x = tiny.clips_for(contract, 6, seed=2)
+    x = tiny.clips_for(contract, 5, seed=2)
     with load_bundle(work, "fp32", "tensorrt") as clf, load_bundle(work, "fp32", "onnxruntime") as ref:
-        assert clf.backend == "tensorrt" and clf.max_batch == 4
+        assert clf.backend == "tensorrt" and (clf.min_batch, clf.max_batch) == (2, 4)
         np.testing.assert_allclose(clf.predict(x), ref.predict(x), atol=1e-3)
+        np.testing.assert_allclose(clf.predict(x[0]), ref.predict(x[0]), atol=1e-3)
     data["variants"]["fp32"]["tensorrt"]["compute_capability"] = "1.0"
     B.write_bundle(work, data)
     with pytest.raises(LvtEdgeError, match="compute capability 1.0"):

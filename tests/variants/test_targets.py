@@ -12,21 +12,33 @@ from lvt_edge.errors import LvtEdgeError
 
 def test_target_table_and_auto(monkeypatch):
     assert set(T.TARGETS) == {"onnxruntime", "tensorrt"}
-    monkeypatch.setattr(T, "tensorrt_missing_reason", lambda: "ImportError: libnvinfer")
+    monkeypatch.setattr(T, "tensorrt_status", lambda: (None, "ImportError: libnvinfer"))
     assert T.resolve_target("auto").name == "onnxruntime"
     with pytest.raises(LvtEdgeError, match=r"needs TensorRT.*pip install 'lvt-edge\[trt\]'"):
         T.resolve_target("tensorrt")
-    monkeypatch.setattr(T, "tensorrt_missing_reason", lambda: None)
+    monkeypatch.setattr(T, "tensorrt_status", lambda: ("10.3.0", None))
     assert T.resolve_target("auto").name == "tensorrt"
     with pytest.raises(LvtEdgeError, match="unknown target"):
         T.resolve_target("openvino")
+
+
+@pytest.mark.parametrize("version", ["8.5.2.2", "8.6.2.3", "9.3.0.1"])
+def test_tensorrt_before_10_is_refused_and_auto_falls_back(monkeypatch, version):
+    """JetPack 5 and 6.0 ship TensorRT 8.x: no strongly typed networks, no IPluginV3."""
+    monkeypatch.setattr(T, "tensorrt_status", lambda: (version, None))
+    lines: list[str] = []
+    assert T.resolve_target("auto", log=lines.append).name == "onnxruntime"
+    assert f"TensorRT {version} is too old" in lines[0] and "builds for onnxruntime" in lines[0]
+    with pytest.raises(LvtEdgeError, match=rf"TensorRT {version} is too old.*>= 10.*--target onnxruntime"):
+        T.resolve_target("tensorrt")
+    assert T.resolve_target("onnxruntime").name == "onnxruntime"
 
 
 def test_unsupported_combinations_are_refused():
     ort, trt = T.TARGETS["onnxruntime"], T.TARGETS["tensorrt"]
     T.check_request(ort, ("fp32", "int8"))
     T.check_request(trt, ("int8",), plugin="lib.so", batch=(1, 2, 4))
-    with pytest.raises(LvtEdgeError, match="--batch only apply to a TensorRT build"):
+    with pytest.raises(LvtEdgeError, match="--batch-profile only apply to a TensorRT build"):
         T.check_request(ort, ("int8",), batch=(1, 2, 4))
     with pytest.raises(LvtEdgeError, match="--no-plugin"):
         T.check_request(ort, ("int8",), no_plugin=True)
@@ -41,7 +53,7 @@ def test_parse_batch(spec, want):
 
 @pytest.mark.parametrize("spec", ["8:1:1", "1:8", "a:b:c", "0:1:2"])
 def test_parse_batch_rejects(spec):
-    with pytest.raises(LvtEdgeError, match="MIN:OPT:MAX"):
+    with pytest.raises(LvtEdgeError, match="--batch-profile .*MIN:OPT:MAX"):
         T.parse_batch(spec)
 
 
@@ -80,7 +92,7 @@ def test_real_engine_from_fake_bundle(fake_bundle, contract):
 
     rec = TR.engine_from_onnx(fake_bundle / "model.onnx", fake_bundle / B.engine_name("fp32"), contract,
                               workdir=fake_bundle, use_plugin=False, batch=(1, 2, 4))
-    assert (fake_bundle / rec["engine"]).is_file() and (fake_bundle / TR.TIMING_CACHE).is_file()
+    assert (fake_bundle / rec["engine"]).is_file() and (fake_bundle / rec["timing_cache"]).is_file()
     assert rec["tensorrt_version"] and rec["compute_capability"] and rec["plugin"] is None
     data = B.read_bundle(fake_bundle)
     data["variants"]["fp32"]["tensorrt"] = rec
