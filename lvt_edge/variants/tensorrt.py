@@ -296,7 +296,12 @@ def engine_from_onnx(
         config.clear_flag(trt.BuilderFlag.TF32)
     cache_path = timing_cache_path(workdir, trt.__version__, gpu, cc)
     attach_timing_cache(config, cache_path, log)
-    serialized = builder.build_serialized_network(network, config)
+    monitor = attach_progress(trt, config, f"engine {Path(engine_path).name.split('.')[1]}")
+    try:
+        serialized = builder.build_serialized_network(network, config)
+    finally:
+        if monitor is not None:
+            monitor.close()
     if serialized is None:
         raise LvtEdgeError(f"TensorRT {trt.__version__} failed to build an engine from {onnx_path}; see its log above")
     write_bytes_atomic(engine_path, bytes(serialized))
@@ -304,6 +309,55 @@ def engine_from_onnx(
     cache_name = save_timing_cache(config, cache_path, log)
     return engine_record(engine_path, trt, workdir=workdir, lib=lib, plugin_layers=found, batch=batch,
                          gpu=gpu, cc=cc, tf32=bool(config.get_flag(trt.BuilderFlag.TF32)), timing_cache=cache_name)
+
+
+def attach_progress(trt: Any, config: Any, desc: str) -> Any:
+    """Progress bars for the engine build (one per optimizer phase), through TensorRT's
+    IProgressMonitor; returns the monitor, which must outlive the build, or None without one."""
+    if not hasattr(trt, "IProgressMonitor"):
+        return None
+    monitor = _progress_monitor_class(trt)(desc)
+    config.progress_monitor = monitor
+    return monitor
+
+
+def _progress_monitor_class(trt: Any) -> type:
+    import threading
+
+    from lvt_edge import console
+
+    class BuildProgress(trt.IProgressMonitor):
+        """TensorRT calls these from its own threads; a phase nested in another gets the next line."""
+
+        def __init__(self, desc: str) -> None:
+            trt.IProgressMonitor.__init__(self)
+            self._desc, self._bars, self._lock = desc, {}, threading.Lock()
+
+        def phase_start(self, phase_name, parent_phase, num_steps):
+            with self._lock:
+                self._bars[phase_name] = console.bar(total=int(num_steps), desc=f"{self._desc}: {phase_name}",
+                                                     unit="step", position=len(self._bars))
+
+        def step_complete(self, phase_name, step):
+            with self._lock:
+                bar = self._bars.get(phase_name)
+                if bar is not None:
+                    bar.update(int(step) + 1 - bar.n)
+            return True  # False would cancel the build
+
+        def phase_finish(self, phase_name):
+            with self._lock:
+                bar = self._bars.pop(phase_name, None)
+            if bar is not None:
+                bar.close()
+
+        def close(self) -> None:
+            with self._lock:
+                bars, self._bars = list(self._bars.values()), {}
+            for bar in bars:
+                bar.close()
+
+    return BuildProgress
 
 
 def _check_plugin_layers(found: int, expected: int, lib: Path | None, version: str) -> None:

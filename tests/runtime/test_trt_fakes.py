@@ -324,6 +324,12 @@ def make_tensorrt(version: str = "10.16.1.11", *, device: str = "Orin", gpu_ok: 
     trt.TensorIOMode = types.SimpleNamespace(NONE=0, INPUT=1, OUTPUT=2)
     trt.LayerType = types.SimpleNamespace(PLUGIN_V3="PLUGIN_V3", MATRIX_MULTIPLY="MATRIX_MULTIPLY", OTHER="OTHER")
     trt.BuilderFlag = types.SimpleNamespace(TF32="TF32", FP16="FP16")
+
+    class IProgressMonitor:  # subclassed by the application; __init__ must be called (pybind11 trampoline)
+        def __init__(self):
+            self._initialised = True
+
+    trt.IProgressMonitor = IProgressMonitor
     if numbers >= (9, 1):  # strongly typed networks arrived in 9.x; 8.x has no such flag
         trt.NetworkDefinitionCreationFlag = enum.IntEnum("NetworkDefinitionCreationFlag", {"STRONGLY_TYPED": 5})
     registry = Registry()
@@ -361,6 +367,7 @@ def make_tensorrt(version: str = "10.16.1.11", *, device: str = "Orin", gpu_ok: 
     class Config:
         def __init__(self):
             self.flags, self.profiles, self.cache = {"TF32"}, [], None
+            self.progress_monitor = None
 
         def set_flag(self, flag):
             self.flags.add(flag)
@@ -412,6 +419,16 @@ def make_tensorrt(version: str = "10.16.1.11", *, device: str = "Orin", gpu_ok: 
         def build_serialized_network(self, network, config):
             if network.model is None or not config.profiles:
                 return None
+            monitor = getattr(config, "progress_monitor", None)
+            if monitor is not None:  # TensorRT reports phases, some nested, each with its steps
+                monitor.phase_start("Building engine", None, 2)
+                monitor.phase_start("Tactic selection", "Building engine", 3)
+                for step in range(3):
+                    assert monitor.step_complete("Tactic selection", step) is True
+                monitor.phase_finish("Tactic selection")
+                monitor.step_complete("Building engine", 0)
+                monitor.step_complete("Building engine", 1)
+                monitor.phase_finish("Building engine")
             if config.cache is not None:
                 config.cache.owner, config.cache.entries = (version, device), config.cache.entries + 1
             trt.fake.built.append({"flags": network.flags, "tf32": "TF32" in config.flags,

@@ -80,6 +80,16 @@ def test_engine_with_the_plugin_is_recorded(fake_bundle, contract, fakes, lib):
     assert (fake_bundle / rec["timing_cache"]).is_file() and (fake_bundle / rec["plugin"]["path"]).is_file()
 
 
+def test_the_engine_build_shows_its_phases_as_progress_bars(fake_bundle, contract, fakes, capsys):
+    from lvt_edge import console
+
+    with console.verbosity(console.NORMAL):
+        build(fake_bundle, contract, use_plugin=False)
+    err = capsys.readouterr().err
+    assert "engine fp32: Building engine" in err
+    assert "engine fp32: Tactic selection:   0%|          | 0/3" in err, "a nested phase gets its own bar"
+
+
 def test_tf32_is_recorded_and_can_be_turned_off(fake_bundle, contract, fakes):
     rec = build(fake_bundle, contract, use_plugin=False, tf32=False)
     assert rec["tf32"] is False and fakes.trt.fake.built[-1]["tf32"] is False
