@@ -6,6 +6,7 @@ This module owns the folder's layout and the JSON's schema; it needs no torch.
     WORKDIR/model.fp16.onnx     written by `lvt-edge build --precision fp16`
     WORKDIR/model.int8.onnx     written by `lvt-edge build --precision int8`
     WORKDIR/model.<p>.engine    TensorRT engine of precision p (plain, loadable by trtexec)
+    WORKDIR/model.step.onnx     causal models only: the step model (one frame + state), fp32
     WORKDIR/plugins/            the plugin library the engines were built with
     WORKDIR/timing-cache/       TensorRT timing caches, one per TensorRT release and GPU
     WORKDIR/bundle.json         everything below
@@ -25,6 +26,10 @@ bundle.json:
                                               "plugin": {...} or null, "timing_cache",
                                               "verification": the engine against ONNX Runtime on
                                               held-out clips} (optional)}}
+    step            causal models only (lvt_edge.export.step): {"onnx", "sha256", "precision",
+                    "frame": {"name", "shape"}, "logits", "horizon", "state": [{"name", "input",
+                    "output", "shape" (after the batch axis), "dtype"}, ...] (zeros to start),
+                    "state_bytes_fp32", "verification", ...}
 
 Engines and plugin libraries are native code: load bundles only from sources you trust.
 """
@@ -105,7 +110,10 @@ def read_bundle(workdir: str | os.PathLike) -> dict[str, Any]:
 
 
 # bundle.json's own fields (the contract's and the variants' come from their own definitions)
-_TOP_FIELDS = {"contract": "dict", "model_config": "dict", "source": "dict", "export": "dict", "variants": "dict"}
+_TOP_FIELDS = {"contract": "dict", "model_config": "dict", "source": "dict", "export": "dict", "variants": "dict",
+               "step": "dict"}
+_STEP_FIELDS = {"onnx": "str", "sha256": "str", "precision": "str", "frame": "dict", "logits": "str", "state": "list"}
+_STATE_FIELDS = {"name": "str", "input": "str", "output": "str", "shape": "tuple[int, ...]", "dtype": "str"}
 _REQUIRED = ("contract", "variants")
 _VARIANT_FIELDS = {"precision": "str", "onnx": "str", "sha256": "str | None", "size_bytes": "int | None",
                    "build_time_s": "float | None", "tensorrt": "dict | None"}
@@ -140,6 +148,21 @@ def bundle_problems(data: dict[str, Any]) -> list[str]:
                          if k in entry and (why := type_error(entry[k], kind))]
             if isinstance(entry.get("precision"), str) and entry["precision"] != p:
                 problems.append(f"{where}.precision is {entry['precision']!r}, not {p!r} (variants mixed up)")
+    if "step" in data:
+        problems += step_problems(data["step"])
+    return problems
+
+
+def step_problems(step: dict[str, Any]) -> list[str]:
+    """How bundle.json's `step` entry breaks its layout (missing or mistyped fields)."""
+    problems = [f"step.{k} {why}" if k in step else f"step has no {k!r}" for k, kind in _STEP_FIELDS.items()
+                if k not in step or (why := type_error(step[k], kind))]
+    for i, t in enumerate(step.get("state") if isinstance(step.get("state"), list) else []):
+        if why := type_error(t, "dict"):
+            problems.append(f"step.state[{i}] {why}")
+            continue
+        problems += [f"step.state[{i}].{k} {why}" if k in t else f"step.state[{i}] has no {k!r}"
+                     for k, kind in _STATE_FIELDS.items() if k not in t or (why := type_error(t[k], kind))]
     return problems
 
 

@@ -43,8 +43,14 @@ def register(p: argparse.ArgumentParser) -> None:
     src.add_argument("--stall-timeout", type=positive(), default=5.0,
                      help="seconds without a frame before a live source is reopened (default 5)")
     cls = p.add_argument_group("classification")
+    cls.add_argument("--mode", choices=("window", "stream"), default="window",
+                     help="window: classify a window of frames every --stride; stream: a causal bundle's step model "
+                          "classifies every captured frame from a carried state (onnxruntime, fp32; default window)")
+    cls.add_argument("--phases", type=positive(int), default=None,
+                     help="stream mode: states carried, each fed frames one model frame interval apart "
+                          "(default: captured frames per model frame, so every frame is classified)")
     cls.add_argument("--stride", type=positive(), default=None,
-                     help="seconds between classifications (default: the model's frame interval)")
+                     help="window mode: seconds between classifications (default: the model's frame interval)")
     cls.add_argument("--smooth", choices=("ema", "window", "none"), default="ema", help="probability smoothing (default ema)")
     cls.add_argument("--smooth-seconds", type=positive(), default=0.5, help="smoothing time constant / window (default 0.5)")
     cls.add_argument("--threshold", type=float, default=0.6, help="event start: probability on top (default 0.6)")
@@ -70,8 +76,13 @@ def run(args: argparse.Namespace) -> int:
         stride=args.stride, frame_interval=args.frame_interval, smoothing=args.smooth,
         smooth_seconds=args.smooth_seconds, threshold=args.threshold, hold=args.hold, release=args.release,
         topk=args.topk, stall_timeout=args.stall_timeout, stats_every=args.stats_every,
+        mode=args.mode, phases=args.phases,
     )
     settings.check()
+    if args.mode == "stream" and args.backend not in ("auto", "onnxruntime"):
+        from lvt_edge.errors import LvtEdgeError
+
+        raise LvtEdgeError(f"--mode stream runs the step model on onnxruntime only so far; drop --backend {args.backend}")
     options = SourceOptions(loop=args.loop, pace=args.pace, fps=args.fps, width=args.width, height=args.height,
                             open_timeout=args.open_timeout, read_timeout=args.stall_timeout)
     source = open_source(args.source, options, csi=args.csi, sensor_id=args.sensor_id, flip=args.flip)
@@ -83,7 +94,13 @@ def run(args: argparse.Namespace) -> int:
     jsonl = JsonLines(args.jsonl) if args.jsonl else None
     saver = VideoSaver(args.save, 0.0) if args.save else None
     settings = StreamSettings(**{**settings.__dict__, "frames_out": bool(display or saver)})
-    with load_bundle(args.bundle, args.precision, args.backend, **backend_options(args)) as clf:
+    if args.mode == "stream":
+        from lvt_edge.runtime import load_step
+
+        clf = load_step(args.bundle, args.precision, threads=args.threads, device=args.device or "cpu")
+    else:
+        clf = load_bundle(args.bundle, args.precision, args.backend, **backend_options(args))
+    with clf:
         stream = LiveStream(clf, source, settings)
         return _loop(stream, source, jsonl, saver, display, args)
 
@@ -110,8 +127,13 @@ def _loop(stream, source, jsonl, saver, display, args) -> int:
         stream.start()
         if saver is not None:
             saver.fps = source.fps or saver.fps
-        log(f"lvt-edge live: {source.describe()} -> {stream.clf.backend} {stream.clf.precision}, "
-            f"window {stream.ring.interval * stream.clf.contract.frames:.2f} s, a classification every {stream.stride:.3f} s")
+        if args.mode == "stream":
+            log(f"lvt-edge live: {source.describe()} -> {stream.clf.backend} {stream.clf.precision} step model, "
+                f"a classification per captured frame, each from a state fed every {stream.ring.interval:.3f} s")
+        else:
+            log(f"lvt-edge live: {source.describe()} -> {stream.clf.backend} {stream.clf.precision}, "
+                f"window {stream.ring.interval * stream.clf.contract.frames:.2f} s, "
+                f"a classification every {stream.stride:.3f} s")
         while not stream.finished:
             messages, frames = stream.poll(0.05)
             for m in messages:
@@ -148,7 +170,7 @@ def _loop(stream, source, jsonl, saver, display, args) -> int:
         if display is not None:
             display.close()
     why = f"stopped by {stopped_by[0]}" if stopped_by else "source ended" if source.ended else "limit reached"
-    log(_summary(final, why, saved, args.jsonl))
+    log(_summary(final, why, saved, args.jsonl, "frames" if args.mode == "stream" else "windows"))
     return 0
 
 
@@ -174,12 +196,12 @@ def _ms(v) -> str:
     return "-" if v is None else f"{v:.1f} ms"
 
 
-def _summary(s: dict, why: str, saved, jsonl_target) -> str:
+def _summary(s: dict, why: str, saved, jsonl_target, classified: str = "windows") -> str:
     lines = [
         f"lvt-edge live: {why} after {s['elapsed_s']:.1f} s",
         f"  frames {s['frames']} at {s['capture_fps']:.1f} FPS, dropped by capture {s['dropped']}, "
         f"undecodable {s['bad_frames']}, stalls {s['stalls']}, reconnects {s['reconnects']}",
-        f"  windows classified {s['windows']} ({s['classifications_per_s']:.2f}/s), skipped {s['skipped']}, "
+        f"  {classified} classified {s['windows']} ({s['classifications_per_s']:.2f}/s), skipped {s['skipped']}, "
         f"incomplete {s['incomplete']}",
         f"  inference p50 {_ms(s['latency_ms']['p50'])} p95 {_ms(s['latency_ms']['p95'])}; "
         f"end-to-end p50 {_ms(s['e2e_ms']['p50'])} p95 {_ms(s['e2e_ms']['p95'])}",

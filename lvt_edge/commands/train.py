@@ -44,6 +44,9 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-bad-fraction", type=float, default=0.05,
                    help="fail when more than this fraction of clips is unreadable (default 0.05)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, order and augmentation (default 0)")
+    p.add_argument("--chain", type=int, default=1, metavar="N",
+                   help="causal models: clips per training sequence; the carried state runs across them as in "
+                        "a stream whose class changes (default 1)")
     add_renamed(p, "--no-progress", "-q/--quiet", "verbosity", nargs=0, const=0)
 
 
@@ -56,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         label_smoothing=args.label_smoothing, hflip=args.hflip, seed=args.seed,
         reverse_pairs=parse_pairs(args.reverse_pairs),
         temporal_init_std=args.temporal_init_std, frame_interval=args.frame_interval, train_size=args.train_size, val_size=args.val_size, max_bad_fraction=args.max_bad_fraction,
+        chain=args.chain,
     )
     opts.check()  # before anything is loaded or decoded
     finetune = args.finetune

@@ -23,6 +23,7 @@ from lvt_edge.io import sha256_file
 from lvt_edge.model.checkpoint import Checkpoint
 from lvt_edge.export.node import DOMAIN, OP_TYPE, PLUGIN_VERSION
 from lvt_edge.export.simplify import SIMPLIFIERS, simplified_onnx
+from lvt_edge.export.step import STEP_ONNX, step_export
 from lvt_edge.export.torch_export import MIN_OPSET, count_ffla_functions, count_ffla_nodes, onnx_from_model
 from lvt_edge.export.verify import verify_onnx
 from lvt_edge.workdir import commit, sweep_stale, temp_beside, workdir_lock
@@ -92,9 +93,11 @@ def onnx_from_checkpoint(
         build_time = time.perf_counter() - t0
         verification = verify_onnx(ckpt.model, data, real_clips=real,
                                    real_name=str(verify_clipset) if verify_clipset is not None else None)
+        step = step_export(ckpt.model, simplifier=simplifier, fuse=fuse, opset=opset,
+                           set_metadata=lambda p: _set_metadata(p, ckpt, opset)) if ckpt.config.causal else None
 
         path = workdir / onnx_name("fp32")
-        with temp_beside(path) as tmp:
+        with temp_beside(path) as tmp, temp_beside(workdir / STEP_ONNX) as step_tmp:
             tmp.write_bytes(data)
             sha = sha256_file(tmp)
             source = ckpt.extra.get(RANDOM_INIT) or {
@@ -112,7 +115,14 @@ def onnx_from_checkpoint(
                 "target": "onnxruntime", "build_time_s": round(build_time, 3), "verification": verification,
             }
             stale = _carry_over_variants(workdir, bundle, sha, log)
-            commit([(tmp, path)], lambda: write_bundle(workdir, bundle))
+            moves = [(tmp, path)]
+            if step is not None:  # a causal model streams: its step graph goes next to model.onnx
+                step_tmp.write_bytes(step.data)
+                bundle["step"] = step.bundle_entry(sha256_file(step_tmp))
+                moves.append((step_tmp, workdir / STEP_ONNX))
+            elif (workdir / STEP_ONNX).exists():
+                stale.append(STEP_ONNX)
+            commit(moves, lambda: write_bundle(workdir, bundle))
         for name in stale:
             (workdir / name).unlink(missing_ok=True)
     return path
@@ -259,7 +269,8 @@ def _carry_over_variants(workdir: Path, bundle: dict[str, Any], sha: str, log: C
 
 def _check_fused(proto: onnx.ModelProto, cfg, fuse: bool) -> None:
     """The exporter can fall back silently to another tracing route; make sure ours took."""
-    want = 2 * cfg.depth if fuse and cfg.attention != "softmax" else 0
+    per_block = 1 if cfg.causal else 2  # a causal temporal attention exports plain ops (export/step.py)
+    want = per_block * cfg.depth if fuse and cfg.attention != "softmax" else 0
     got, funcs = count_ffla_nodes(proto), count_ffla_functions(proto)
     if got != want or funcs != (1 if want else 0):
         raise RuntimeError(f"expected {want} {DOMAIN}::{OP_TYPE} nodes and {1 if want else 0} function, "

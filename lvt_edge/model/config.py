@@ -9,6 +9,7 @@ from typing import Any, Callable
 from lvt_edge.errors import LvtEdgeError
 
 ATTENTIONS = ("ffla", "linear", "softmax")
+_CAUSAL_FIELDS = ("causal", "horizon")
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,12 @@ class LVTConfig:
     shift_div: the temporal shift moves 2 * C / shift_div channels.
     official_border: reproduce the official diagonal-shift border behaviour (compatibility
                with official checkpoints only; our own models use zeros).
+    causal:    the streaming variant (lvt_edge.model.causal): each frame's temporal attention
+               sees itself and the horizon - 1 frames before it, the temporal shift takes frames
+               t-2 and t-1, the head pools the last `horizon` frames, and there is no temporal
+               embedding, so the model runs on clips of any length and frame by frame
+               (lvt_edge.model.step). `frames` stays the training clip length.
+    horizon:   frames a causal model looks back over, itself included (None: `frames`).
     """
 
     name: str = "custom"
@@ -41,6 +48,8 @@ class LVTConfig:
     official_border: bool = False
     drop_rate: float = 0.5
     eps: float = 1e-6
+    causal: bool = False
+    horizon: int | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -58,6 +67,15 @@ class LVTConfig:
             problems.append("embed_dim must be >= 16 (the spatial shift moves C/16 channels per direction)")
         if self.num_classes < 1 or self.depth < 1 or self.frames < 1:
             problems.append("num_classes, depth and frames must be >= 1")
+        if self.causal:
+            if self.attention == "softmax":
+                problems.append("a causal model needs attention 'ffla' or 'linear' (softmax has no streaming form here)")
+            if self.official_border:
+                problems.append("official_border is for official checkpoints, which are not causal")
+            if self.horizon is not None and self.horizon < 2:
+                problems.append(f"horizon must be >= 2 frames (got {self.horizon})")
+        elif self.horizon is not None:
+            problems.append("horizon applies to causal models only (set causal=True)")
         if problems:
             raise LvtEdgeError("invalid LVT config: " + "; ".join(problems))
 
@@ -69,6 +87,11 @@ class LVTConfig:
     @property
     def tokens_per_frame(self) -> int:
         return self.grid * self.grid
+
+    @property
+    def time_horizon(self) -> int:
+        """Frames one output looks back over (causal models); the clip length otherwise."""
+        return self.horizon if self.horizon is not None else self.frames
 
     @property
     def head_dim(self) -> int:
@@ -86,7 +109,11 @@ class LVTConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if not self.causal:  # window models keep the dict (and so the artifacts) they had before
+            for k in _CAUSAL_FIELDS:
+                del d[k]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LVTConfig":
@@ -140,6 +167,12 @@ def lvt_tiny() -> LVTConfig:
         name="lvt-tiny", embed_dim=64, num_heads=2, depth=3, frames=8, img_size=96,
         head_hidden=128, num_classes=10, drop_rate=0.1,
     )
+
+
+@register_config
+def lvt_tiny_causal() -> LVTConfig:
+    """lvt-tiny made causal for streaming: one prediction per frame from a carried state."""
+    return lvt_tiny().replace(name="lvt-tiny-causal", causal=True)
 
 
 @register_config

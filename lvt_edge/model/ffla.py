@@ -71,6 +71,24 @@ def _inside_mask(grid: int, di: int, dj: int, device: torch.device) -> torch.Ten
     return rows[:, None] & cols[None, :]
 
 
+def gated_features(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+    gate_weight: torch.Tensor | None, gate_bias: torch.Tensor | None, *, heads: int, gate: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """q', k' = g * phi(q), g * phi(k) and v, each B x T x S x heads x d (k, v already shifted)."""
+    b, t, s, c = q.shape
+    d = c // heads
+    q, k, v = (x.reshape(b, t, s, heads, d) for x in (q, k, v))
+    fq = F.relu(q) + d**-0.5
+    fk = F.relu(k) + d**-0.5
+    if gate != "none":
+        z = torch.cat([fq, fk, v], dim=-1)
+        gq = torch.sigmoid(F.linear(z, gate_weight[0], gate_bias[0]))
+        gk = gq if gate == "shared" else torch.sigmoid(F.linear(z, gate_weight[1], gate_bias[1]))
+        fq, fk = gq * fq, gk * fk
+    return fq, fk, v
+
+
 def ffla(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -103,15 +121,7 @@ def ffla(
             k = spatial_shift(k, grid, official_border)
             v = spatial_shift(v, grid, official_border)
     b, t, s, c = q.shape
-    d = c // heads
-    q, k, v = (x.reshape(b, t, s, heads, d) for x in (q, k, v))
-    fq = F.relu(q) + d**-0.5
-    fk = F.relu(k) + d**-0.5
-    if gate != "none":
-        z = torch.cat([fq, fk, v], dim=-1)
-        gq = torch.sigmoid(F.linear(z, gate_weight[0], gate_bias[0]))
-        gk = gq if gate == "shared" else torch.sigmoid(F.linear(z, gate_weight[1], gate_bias[1]))
-        fq, fk = gq * fq, gk * fk
+    fq, fk, v = gated_features(q, k, v, gate_weight, gate_bias, heads=heads, gate=gate)
     if axis == "spatial":  # attend over the S tokens of each frame
         kv = torch.einsum("btshd,btshe->bthde", fk, v)
         num = torch.einsum("btshd,bthde->btshe", fq, kv)

@@ -5,7 +5,9 @@
         probs = clf.predict(clf.contract.preprocess(frames, order="BGR"))   # OpenCV frames; (classes,) for one clip
         print(clf.labels[probs.argmax()])
 
-Every backend answers the same `predict(clips) -> probabilities`. This package never imports
+Every backend answers the same `predict(clips) -> probabilities`. A causal bundle's step model
+loads with `load_step(WORKDIR)`: a classifier that also takes one frame at a time (`step`) and
+carries the state between frames. This package never imports
 torch: the torch backend imports it inside itself, tensorrt and the CUDA binding are imported
 only when a TensorRT classifier is made.
 """
@@ -21,6 +23,7 @@ from typing import Any
 from lvt_edge import bundle as B
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.runtime.base import Classifier, softmax
+from lvt_edge.runtime.stream import StepClassifier, has_step, load_step
 
 
 @dataclass(frozen=True)
@@ -90,4 +93,5 @@ def load_bundle(workdir: str | os.PathLike = B.DEFAULT_WORKDIR, precision: str =
     return cls.from_bundle(workdir, data, precision, **opts)
 
 
-__all__ = ["BACKENDS", "BACKEND_CHOICES", "Backend", "Classifier", "load_bundle", "resolve_backend", "softmax"]
+__all__ = ["BACKENDS", "BACKEND_CHOICES", "Backend", "Classifier", "StepClassifier", "has_step", "load_bundle",
+           "load_step", "resolve_backend", "softmax"]

@@ -11,6 +11,12 @@ when it falls behind, the windows it could not run are skipped and counted, neve
 newest frame is at most one inference old when its window is classified. Results, events, status
 changes and periodic stats come out of `poll` as dicts (the JSON lines of the live app); with
 `frames_out` the captured frames come out too, for display and saving.
+
+Stream mode (`StreamSettings(mode="stream")`, a causal bundle's step classifier from
+`lvt_edge.runtime.load_step`): no windows; every captured frame advances one of the carried
+states (`lvt_edge.stream.phases`) and is classified from it, at the cost of one step. When
+inference falls behind by more than the ring holds, the lost frames are counted as skipped and
+the phases they belonged to start over.
 """
 
 from __future__ import annotations
@@ -26,11 +32,14 @@ import numpy as np
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.runtime.base import Classifier
 from lvt_edge.stream.metrics import StreamMetrics
+from lvt_edge.stream.phases import MAX_PHASES, PhaseScheduler, phases_for
 from lvt_edge.stream.smooth import EventDetector, Smoother
 from lvt_edge.stream.sources import Frame, Source
 from lvt_edge.stream.window import FrameRing
 
 FRAME_QUEUE = 64  # frames waiting for display/saving before output drops them (capture never waits)
+MODES = ("window", "stream")
+RATE_PROBE = 5  # frames whose spacing sets the number of phases in stream mode (unless given)
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,8 @@ class StreamSettings:
     backoff_max: float = 10.0  # longest wait between reopen attempts
     stats_every: float = 5.0
     frames_out: bool = False
+    mode: str = "window"  # "stream": one classification per captured frame from a causal step model
+    phases: int | None = None  # stream mode: states carried; None: captured frames per model frame
 
     def check(self) -> None:
         for name in ("stride", "frame_interval"):
@@ -61,6 +72,10 @@ class StreamSettings:
                 raise LvtEdgeError(f"--{name.replace('_', '-')} must be > 0 seconds (got {v})")
         if self.topk < 1:
             raise LvtEdgeError(f"--topk must be >= 1 (got {self.topk})")
+        if self.mode not in MODES:
+            raise LvtEdgeError(f"--mode must be one of {', '.join(MODES)} (got {self.mode!r})")
+        if self.phases is not None and not 1 <= self.phases <= MAX_PHASES:
+            raise LvtEdgeError(f"--phases must be 1..{MAX_PHASES} (got {self.phases})")
 
 
 class LiveStream:
@@ -71,6 +86,11 @@ class LiveStream:
         self.clf, self.source = classifier, source
         self.settings = s = settings or StreamSettings()
         s.check()
+        if s.mode == "stream" and not callable(getattr(classifier, "step", None)):
+            raise LvtEdgeError("stream mode needs the step model of a causal bundle (lvt_edge.runtime.load_step); "
+                               f"this is a {classifier.backend} window classifier: use --mode window, or export "
+                               "a causal model (e.g. lvt-tiny-causal)")
+        self.scheduler: PhaseScheduler | None = None
         self.ring = FrameRing(classifier.contract, frame_interval=s.frame_interval)
         self.stride = s.stride or self.ring.interval
         self.smoother = Smoother(s.smoothing, s.smooth_seconds)
@@ -99,7 +119,7 @@ class LiveStream:
             self.source.open()
             self._emit({"type": "status", "status": "opened", "source": self.source.describe()})
         self._last_arrival = time.monotonic()
-        self._spawn(self._infer, "lvt-infer")
+        self._spawn(self._infer_stream if self.settings.mode == "stream" else self._infer, "lvt-infer")
         if self.source is not None:
             self._spawn(self._capture, "lvt-capture")
         return self
@@ -276,10 +296,65 @@ class LiveStream:
             self._classify(got[0], newest, wall, index)
             last_stats = self._tick(last_stats)
 
+    def _infer_stream(self) -> None:
+        done = 0  # frames of the ring's history (since its last clear) already handled
+        generation = self._generation
+        last_stats = time.monotonic()
+        while True:
+            with self._cond:
+                while not self._stop.is_set():
+                    if generation != self._generation:  # reconnected: every phase starts over
+                        generation, done, self.scheduler = self._generation, 0, None
+                    pushed = self.ring.pushed
+                    rate_known = (self.scheduler is not None or self.settings.phases is not None
+                                  or pushed >= RATE_PROBE or self._source_done.is_set())
+                    if (pushed > done and rate_known) or (self._source_done.is_set() and pushed <= done):
+                        break
+                    self._cond.wait(0.1)
+                    last_stats = self._tick(last_stats)
+                if self._stop.is_set():
+                    return
+                pushed = self.ring.pushed
+                if pushed <= done:
+                    return  # the source ended and every frame was handled
+                if self.scheduler is None:
+                    self.scheduler = self._new_scheduler(pushed)
+                frames = [self.ring.frame(n) for n in range(done, pushed)]
+                done = pushed
+                wall, _ = self._newest
+            lost = sum(f is None for f in frames)
+            if lost:
+                self.metrics.add(skipped=lost)
+            for f in frames:
+                if f is None:
+                    continue
+                data, t, index = f
+                slot = self.scheduler.assign(t)
+                if slot is None:
+                    continue
+                phase, restart = slot
+                if restart:
+                    self.clf.reset(stream=phase)
+                t0 = time.perf_counter()
+                probs = self.clf.step(data, stream=phase)
+                self._publish(probs, (time.perf_counter() - t0) * 1e3, t, wall, index, phase=phase)
+            last_stats = self._tick(last_stats)
+
+    def _new_scheduler(self, pushed: int) -> PhaseScheduler:
+        """Phases from the settings, or from the spacing of the first frames; the classifier
+        carries one state per phase."""
+        times = [f[1] for f in (self.ring.frame(n) for n in range(min(pushed, RATE_PROBE))) if f is not None]
+        period = float(np.median(np.diff(times))) if len(times) > 1 else 0.0
+        phases = self.settings.phases or phases_for(self.ring.interval, period)
+        self.clf.reset(phases)
+        return PhaseScheduler(self.ring.interval, phases, period or None)
+
     def _classify(self, clip: np.ndarray, t: float, wall: float, index: int) -> None:
         t0 = time.perf_counter()
         probs = self.clf.predict(clip)
-        latency = (time.perf_counter() - t0) * 1e3
+        self._publish(probs, (time.perf_counter() - t0) * 1e3, t, wall, index)
+
+    def _publish(self, probs: np.ndarray, latency: float, t: float, wall: float, index: int, **extra) -> None:
         smooth = self.smoother.update(probs, t)
         rel = t - (self._t0 or 0.0)
         events = self.events.update(self._labels, smooth, rel, index)
@@ -294,7 +369,7 @@ class LiveStream:
             "label": self._labels[top[0]], "prob": round(float(smooth[top[0]]), 4),
             "topk": [[self._labels[i], round(float(smooth[i]), 4)] for i in top],
             "raw_label": self._labels[raw], "raw_prob": round(float(probs[raw]), 4),
-            "latency_ms": round(latency, 3), "e2e_ms": round(e2e, 3), "unix_time": round(time.time(), 3),
+            "latency_ms": round(latency, 3), "e2e_ms": round(e2e, 3), "unix_time": round(time.time(), 3), **extra,
         })
         for ev in events:
             self._emit(self._event_message(ev))

@@ -65,7 +65,8 @@ class FrameRing:
         self._data = np.zeros((3, capacity, s, s), np.float32)
         self._times = np.zeros(capacity, np.float64)
         self._index = np.zeros(capacity, np.int64)
-        self._count = 0  # frames pushed since the last clear
+        self._count = 0  # frames held since the last clear, renumbered when the ring grows
+        self._serial = 0  # frames pushed since the last clear, never renumbered
         self._mean = np.asarray(contract.mean, np.float32).reshape(3, 1, 1) * 255.0
         self._scale = 1.0 / (np.asarray(contract.std, np.float32).reshape(3, 1, 1) * 255.0)
 
@@ -86,7 +87,21 @@ class FrameRing:
 
     def clear(self) -> None:
         """Forget the history (after a reconnect: a window must not span the gap)."""
-        self._count = 0
+        self._count = self._serial = 0
+
+    @property
+    def pushed(self) -> int:
+        """Frames pushed since the last clear; frame n (0-based) of them is `frame(n)`."""
+        return self._serial
+
+    def frame(self, n: int) -> tuple[np.ndarray, float, int] | None:
+        """The n-th frame pushed since the last clear: (preprocessed 3 x size x size, a copy;
+        capture time; index), or None once the ring has overwritten it."""
+        age = self._serial - 1 - n
+        if not 0 <= age < len(self):
+            return None
+        slot = (self._count - 1 - age) % self.capacity
+        return self._data[:, slot].copy(), float(self._times[slot]), int(self._index[slot])
 
     def push(self, image: np.ndarray, t: float, index: int, order: str = "BGR") -> None:
         """Preprocess one captured H x W x 3 uint8 frame (channel `order`) and store it."""
@@ -105,6 +120,7 @@ class FrameRing:
                     out=self._data[:, slot])
         self._times[slot], self._index[slot] = t, index
         self._count += 1
+        self._serial += 1
 
     def window(self, t_end: float | None = None) -> tuple[np.ndarray, int] | None:
         """The clip (3 x T x size x size, a copy) of the window ending at `t_end` (default: the

@@ -59,6 +59,11 @@ class TrainOptions:
     # Seconds between the model's frames (recorded in the clip contract; live streams sample by
     # it). None: measured from the training videos' frame rates, else kept from the checkpoint.
     frame_interval: float | None = None
+    # Causal models: clips per training sequence. The state runs on across the clips of a
+    # sequence, as in a stream whose class changes, and each clip's last frame is scored against
+    # its own label; 1 trains on clips alone, each from a zero state, which never shows the model
+    # the full, stale state it carries in a long stream.
+    chain: int = 1
 
     def problems(self) -> list[str]:
         """Every option out of range, naming its flag (checked before any clip is read)."""
@@ -95,6 +100,9 @@ class TrainOptions:
         whole("train-size", self.train_size, 1, none_ok=True)
         whole("val-size", self.val_size, 1, none_ok=True)
         whole("seed", self.seed, 0)
+        whole("chain", self.chain, 1)
+        if isinstance(self.chain, int) and isinstance(self.batch_size, int) and self.chain > self.batch_size:
+            out.append(f"--chain {self.chain} needs --batch of at least {self.chain} clips")
         return out
 
     def check(self) -> None:
@@ -127,16 +135,22 @@ def train(data: str | os.PathLike, val: str | os.PathLike, out_dir: str | os.Pat
         model, contract = model_from_state(state)
         train_set = open_clipset(data, labels=contract.labels)
     elif finetune:
-        model, contract = model_for_finetune(finetune, train_set.labels)
+        model, contract = model_for_finetune(finetune, train_set.labels, model=opts.model)
     else:
         model = create_model(opts.model, num_classes=len(train_set.labels),
                              **({"attention": opts.attention} if opts.attention else {}))
         if opts.temporal_init_std > 0:
+            if model.temporal_embed is None:
+                raise LvtEdgeError(f"--temporal-init-std applies to window models; {opts.model} is causal and has "
+                                   "no temporal embedding (drop the option)")
             with torch.no_grad():
                 torch.manual_seed(opts.seed)
                 std = opts.temporal_init_std
                 nn.init.trunc_normal_(model.temporal_embed, std=std, a=-2 * std, b=2 * std)
         contract = contract_for(model.cfg, train_set.labels)
+    if opts.chain > 1 and not model.cfg.causal:
+        raise LvtEdgeError(f"--chain runs clips as one stream, which only a causal model does; {model.cfg.name} is a "
+                           "window model (use a causal config such as lvt-tiny-causal, or drop --chain)")
     if state is None:
         contract = contract.replace(frame_interval=training_frame_interval(train_set, contract, opts.frame_interval))
     val_set = open_clipset(val, labels=contract.labels)
@@ -178,10 +192,15 @@ def train(data: str | os.PathLike, val: str | os.PathLike, out_dir: str | os.Pat
         bar = _bar(range(steps_per_epoch), f"epoch {epoch + 1}/{opts.epochs}", progress)
         for i in bar:
             idx = order[i * opts.batch_size:(i + 1) * opts.batch_size]
+            idx = idx[: len(idx) - len(idx) % opts.chain] if len(idx) >= opts.chain else idx[:0]
             for g in optimizer.param_groups:
                 g["lr"] = lr_at(step, total_steps, warmup_steps, opts.lr)
+            if len(idx) == 0:  # a last batch smaller than one chain
+                step += 1
+                continue
             x, y = reverse_time(x_train[idx], y_train[idx], partner, gen)
-            logits = model(augment(x, contract, gen, hflip=opts.hflip))
+            x = augment(x, contract, gen, hflip=opts.hflip)
+            logits = chained_logits(model, x, opts.chain) if opts.chain > 1 else model(x)
             loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -208,6 +227,15 @@ def train(data: str | os.PathLike, val: str | os.PathLike, out_dir: str | os.Pat
                 "best_top1": best_top1, "history": history, "options": dataclasses.asdict(opts)})
             write_json_atomic(out / "train_log.json", {**record, "best_val_top1": best_top1, "history": history})
     return TrainResult(out / "best", best_top1, out / "last.pt", history)
+
+
+def chained_logits(model: LVT, clips: torch.Tensor, chain: int) -> torch.Tensor:
+    """A causal model's logits at the last frame of each clip when every `chain` consecutive clips
+    run as one stream: B x 3 x T x H x W (B a multiple of chain) -> B x classes, in clip order."""
+    b, c, t, h, w = clips.shape
+    seq = clips.view(b // chain, chain, c, t, h, w).transpose(1, 2).reshape(b // chain, c, chain * t, h, w)
+    per_frame, _ = model.forward_stream(seq)
+    return per_frame[:, t - 1 :: t].reshape(b, -1)
 
 
 def writable_folder(out_dir: str | os.PathLike) -> Path:
@@ -305,9 +333,19 @@ def model_from_state(state: dict[str, Any]) -> tuple[LVT, ClipContract]:
     return model, ClipContract.from_dict(info["contract"])
 
 
-def model_for_finetune(checkpoint: str | os.PathLike, labels: tuple[str, ...]) -> tuple[LVT, ClipContract]:
-    """A checkpoint's model with a new classifier (last Linear) when the labels differ."""
+def model_for_finetune(checkpoint: str | os.PathLike, labels: tuple[str, ...],
+                       model: str | None = None) -> tuple[LVT, ClipContract]:
+    """A checkpoint's model with a new classifier (last Linear) when the labels differ.
+
+    `model` naming a causal config turns a window checkpoint into that causal model (the same
+    weights without the temporal embedding; `causal_from_window`); other names are ignored, as a
+    checkpoint carries its own config."""
+    from lvt_edge.model import get_config
+
     ckpt = load_checkpoint(checkpoint)
+    target = get_config(model) if model is not None else None
+    if target is not None and target.causal and not ckpt.config.causal:
+        ckpt.model = causal_from_window(ckpt.model, target, source=str(checkpoint))
     model = ckpt.model
     if tuple(ckpt.contract.labels) != tuple(labels):
         old = model.head[-1]
@@ -318,10 +356,27 @@ def model_for_finetune(checkpoint: str | os.PathLike, labels: tuple[str, ...]) -
     return model, ckpt.contract.replace(labels=tuple(labels))
 
 
+def causal_from_window(window: LVT, target: LVTConfig, *, source: str = "the checkpoint") -> LVT:
+    """The causal model `target` (a causal config) with a window model's weights: every weight has
+    the same name and shape except the temporal embedding, which a causal model does not have."""
+    arch = ("embed_dim", "num_heads", "depth", "img_size", "patch_size", "patch_stride", "mlp_ratio", "head_hidden",
+            "attention", "gate", "shift_div", "neighbour")
+    differ = [f"{k} {getattr(window.cfg, k)} vs {getattr(target, k)}" for k in arch
+              if getattr(window.cfg, k) != getattr(target, k)]
+    if differ:
+        raise LvtEdgeError(f"{source} ({window.cfg.name}) cannot become {target.name}: "
+                           f"{', '.join(differ)}; fine-tune into the causal config of the same size")
+    cfg = window.cfg.replace(name=target.name, causal=True, horizon=target.horizon)
+    model = LVT(cfg)
+    state = {k: v for k, v in window.state_dict().items() if k != "temporal_embed"}
+    load_state_dict_checked(model, state, source=source)
+    return model.train(window.training)
+
+
 def _bar(it, desc: str, enabled: bool):
     from lvt_edge.console import bar
 
     return bar(it, desc, "batch", enabled=enabled)
 
 
-__all__ = ["TrainOptions", "TrainResult", "evaluate", "lr_at", "make_optimizer", "train"]
+__all__ = ["TrainOptions", "TrainResult", "causal_from_window", "evaluate", "lr_at", "make_optimizer", "train"]
