@@ -28,6 +28,9 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=5, help="untimed runs first (default 5)")
     add_backend_args(p)
     add_json_arg(p, "the numbers")
+    p.add_argument("--profile", action="store_true",
+                   help="instead of timing: where ONNX Runtime (CPU) spends each variant's time, by op type and "
+                        "by fused FFLA node (--runs profiled runs per variant and batch)")
 
 
 def bench(workdir, precisions, batches, runs, warmup, backend, options, progress=True) -> list[dict]:
@@ -83,6 +86,12 @@ def run(args: argparse.Namespace) -> int:
     from lvt_edge.io import write_json_atomic
 
     check_numbers(args)
+    if args.profile:
+        from lvt_edge.report.profile import profile_report
+
+        print(profile_report(args.workdir, args.precision, args.batch, runs=args.runs, warmup=args.warmup,
+                             threads=args.threads, backend=args.backend, device=args.device))
+        return 0
     rows = bench(args.workdir, args.precision, args.batch, args.runs, args.warmup, args.backend, backend_options(args))
     base: dict[int, float] = {}
     for r in rows:  # the first precision of each batch is the reference

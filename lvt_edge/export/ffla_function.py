@@ -3,24 +3,44 @@
 The model-local function below is what ONNX Runtime (and any tool without the plugin) runs;
 TensorRT swaps in the plugin. The body reads every hyper-parameter from the node's
 attributes, so one function serves the temporal and the spatial nodes and every registered
-config. Structural choices (shift on/off, gate on/off, which axis) are `If` nodes on
-constants made from attributes: ONNX Runtime folds them when it loads the model, so each
-node runs only its own branch. Numeric attributes (heads, head_dim, grid, shift_div, eps)
-enter through Constant nodes that reference the attribute.
+config. Structural choices (which shift, gate on/off, how to associate the product) are `If`
+nodes on constants made from attributes and static shapes: ONNX Runtime folds them when it
+loads the model, so each node runs only its own branch.
 
 q, k, v and the output are float32, or float16 in the fp16 build (the gate inputs are always
 float32): the body casts q, k, v to float32 first and its result back to q's type, so it
 accumulates in float32 either way; on float32 I/O ONNX Runtime removes those identity casts.
 
-Layout work is kept small because Transpose dominates CPU time (FACTS.md):
-- the 8-neighbour spatial shift is one Gather per frame over the flattened S x C values, with
-  an index computed from attributes only (ONNX Runtime folds it to a constant); the temporal
-  shift is Pad + two Slices + Concat on the channel groups;
-- heads get their own axis by a Reshape (free); each node transposes q, k, v and the output
-  once to put its sequence axis next to the head dim. An earlier body avoided those transposes
-  with one block-diagonally masked C x C product, but that costs heads x the arithmetic plus a
-  C x C mask multiply per sequence, and the temporal node (S sequences of T frames) ran 1.3x
-  slower that way on ONNX Runtime CPU (lvt-tiny sizes, one node, interleaved runs).
+Why it is shaped this way (ONNX Runtime CPU; benchmarks/results/profile.md has the numbers):
+ONNX Runtime inlines the body into plain kernels. At the demo's sizes each kernel costs a few
+microseconds however little it does, and at larger sizes moving data in small pieces costs
+more than the arithmetic. An earlier body (a per-frame elementwise Gather for the spatial
+shift, Pad/Slice/Concat for the temporal shift, four Transposes, about 45 kernels) spent
+54-58 % of the demo's time at batch 1; this one spends 42-45 % (36 % at batch 8) in 28-30
+kernels per node, most of them small reshapes, and a few that do the work:
+
+- All layout work is one Gather (or two, below). phi(q), phi(k) and v are stacked as planes,
+  each followed by one frame of fill values (phi(0) for k, 0 for v), and cut into blocks of
+  `blk` channels. One Gather with a constant index then applies the neighbourhood shift (a
+  source outside the grid or clip reads the fill), puts each sequence's axis next to the
+  channels and interleaves [q | k | v] per head: B x A x heads x L x 3d, the sequences being
+  the L = T frames of each of the A = S tokens (temporal node) or the L = S tokens of each of
+  the A = T frames (spatial). phi is applied before the shift: relu(x) + d**-0.5 commutes with
+  a shift except where zeros come in, and those read the fill. The index depends only on
+  attributes and the frame count, which the body reads from a batch-free probe whose shape
+  ONNX Runtime knows statically, so the index is folded to a constant at load time (with a
+  dynamic frame count it is computed on every run: correct, slower).
+- ONNX Runtime's Gather costs about the same per block whatever the block's size, so blocks are
+  as large as the shift allows: `blk` is the largest power of two dividing d and the shift's
+  channel-group width (C/16 for the spatial shift, C/shift_div for the temporal one). When that
+  is much smaller than d, the heads that hold no shifted channel move in a second Gather with
+  blocks of up to d channels.
+- The gate is one 2-D product of (tokens x heads) x 3d by 3d x (gates x d), so ONNX Runtime
+  fuses bias and sigmoid into it. q' and k' are one Split and two Muls away.
+- The product is associated by sequence length: (q' k'^T) v, with each row of q' k'^T divided
+  by its sum, when L < d (the frames of the temporal node: small matrices, no d x d state);
+  q' (k'^T v) otherwise, linear in L. Both are exact rewritings of the same sums.
+- One Transpose puts the result back to B x T x S x C.
 """
 
 from __future__ import annotations
@@ -52,104 +72,148 @@ def FFLinearAttention(  # noqa: N802 (the ONNX op type)
     q = op.Cast(q_in, to=1)
     k = op.Cast(k_in, to=1)
     v = op.Cast(v_in, to=1)
-    # int64 scalars from the attributes
-    h = op.Constant(value_int=heads)
-    d = op.Constant(value_int=head_dim)
-    g_side = op.Constant(value_int=grid)
-    c_all = h * d
+    # int64 scalars from the attributes and the (static) frame count
     zero = op.Constant(value_int=0)
     one = op.Constant(value_int=1)
+    two = op.Constant(value_int=2)
+    three = op.Constant(value_int=3)
+    vec = op.Constant(value_ints=[-1])
+    h = op.Constant(value_int=heads)
+    d = op.Constant(value_int=head_dim)
+    side = op.Constant(value_int=grid)
+    c_all = h * d
+    n_s = side * side
+    # the frame count from a probe without the batch axis, so that its shape is static
+    n_t = op.Squeeze(op.Shape(op.ReduceMax(q, op.Constant(value_ints=[0]), keepdims=1), start=1, end=2))
     is_temporal = op.Equal(op.Constant(value_int=axis), zero)
+    moves = op.Equal(op.Constant(value_int=shift), one)
 
-    # -- neighbourhood association: k~, v~ = shift(k), shift(v) ------------------------
-    if op.Equal(op.Constant(value_int=shift), one):
-        if is_temporal:
-            # 8-neighbour spatial shift inside each frame: one Gather over S*C (+1 zero) with an
-            # index that depends on attributes only, so ONNX Runtime folds it to a constant
-            ii = op.Reshape(op.Range(zero, g_side, one), op.Constant(value_ints=[-1, 1, 1]))
-            jj = op.Reshape(op.Range(zero, g_side, one), op.Constant(value_ints=[1, -1, 1]))
-            cc = op.Reshape(op.Range(zero, c_all, one), op.Constant(value_ints=[1, 1, -1]))
-            grp = op.Min(op.Div(cc, op.Div(c_all, op.Constant(value_int=16))), op.Constant(value_int=8))
-            si = ii + op.Gather(op.Constant(value_ints=[1, -1, 0, 0, -1, 1, -1, 1, 0]), grp)
-            sj = jj + op.Gather(op.Constant(value_ints=[0, 0, 1, -1, -1, 1, 1, -1, 0]), grp)
-            inside = op.And(op.And(op.GreaterOrEqual(si, zero), op.Less(si, g_side)),
-                            op.And(op.GreaterOrEqual(sj, zero), op.Less(sj, g_side)))
-            # official_border: a diagonal channel whose source is off the grid keeps its own value
-            diag = op.And(op.GreaterOrEqual(grp, op.Constant(value_int=4)), op.Less(grp, op.Constant(value_int=8)))
-            keep_own = op.And(diag, op.Equal(op.Constant(value_int=official_border), one))
-            src = (si * g_side + sj) * c_all + cc
-            own = (ii * g_side + jj) * c_all + cc
-            idx = op.Where(inside, src, op.Where(keep_own, own, g_side * g_side * c_all))
-            idx = op.Reshape(idx, op.Constant(value_ints=[-1]))
-            flat = op.Constant(value_ints=[0, 0, -1])
-            pads = op.Constant(value_ints=[0, 0, 0, 0, 0, 1])
-            ks = op.Reshape(op.Gather(op.Pad(op.Reshape(k, flat), pads), idx, axis=2), op.Shape(k))
-            vs = op.Reshape(op.Gather(op.Pad(op.Reshape(v, flat), pads), idx, axis=2), op.Shape(v))
-        else:
-            # temporal shift: channels [0, f) <- frame t+1, [f, 2f) <- frame t-1, f = C // shift_div
-            f1 = op.Reshape(op.Div(c_all, op.Constant(value_int=shift_div)), op.Constant(value_ints=[1]))
-            f2 = f1 + f1
-            t_pads = op.Constant(value_ints=[0, 1, 0, 0, 0, 1, 0, 0])
-            big = op.Constant(value_ints=[9223372036854775807])
-            axes_tc = op.Constant(value_ints=[1, 3])
-            c_axis = op.Constant(value_ints=[3])
-            fwd_s = op.Concat(op.Constant(value_ints=[2]), op.Constant(value_ints=[0]), axis=0)
-            fwd_e = op.Concat(big, f1, axis=0)
-            bwd_s = op.Concat(op.Constant(value_ints=[0]), f1, axis=0)
-            bwd_e = op.Concat(op.Constant(value_ints=[-2]), f2, axis=0)
-            kp = op.Pad(k, t_pads)
-            ks = op.Concat(op.Slice(kp, fwd_s, fwd_e, axes_tc), op.Slice(kp, bwd_s, bwd_e, axes_tc),
-                           op.Slice(k, f2, big, c_axis), axis=3)
-            vp = op.Pad(v, t_pads)
-            vs = op.Concat(op.Slice(vp, fwd_s, fwd_e, axes_tc), op.Slice(vp, bwd_s, bwd_e, axes_tc),
-                           op.Slice(v, f2, big, c_axis), axis=3)
+    # -- block sizes -------------------------------------------------------------------
+    # width of the shift's channel groups: C/16 (spatial shift, temporal node), C/shift_div
+    grp_w = op.Where(is_temporal, op.Div(c_all, op.Constant(value_int=16)),
+                     op.Div(c_all, op.Constant(value_int=shift_div)))
+    grp_w = op.Where(moves, grp_w, d)
+    pows = op.Constant(value_ints=[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768])
+    divides_d = op.Equal(op.Mod(d, pows), zero)
+    blk = op.ReduceMax(op.Where(op.And(divides_d, op.Equal(op.Mod(grp_w, pows), zero)), pows, one), keepdims=0)
+    coarse = op.ReduceMax(op.Where(divides_d, pows, one), keepdims=0)
+    ratio = op.Div(coarse, blk)
+    # heads holding a shifted channel (channels [0, 8 C/16) or [0, 2 C/shift_div)); the others
+    # move in blocks of `coarse` when that saves enough blocks to pay for a second Gather
+    moved_ch = op.Where(is_temporal, op.Div(c_all, op.Constant(value_int=16)) * op.Constant(value_int=8),
+                        op.Div(c_all, op.Constant(value_int=shift_div)) * two)
+    hs = op.Where(op.And(moves, op.GreaterOrEqual(ratio, op.Constant(value_int=4))),
+                  op.Min(op.Div(moved_ch + d - one, d), h), h)
+    per_head = op.Div(d, blk)
+    n_blk = op.Div(c_all, blk)
+    plane_len = (n_t + one) * n_s * n_blk  # blocks per plane: T frames, then the fill frame
+
+    # -- the Gather index: output block (A, head, L, plane, e) <- input block ------------
+    head = op.Reshape(op.Range(zero, h, one), op.Constant(value_ints=[1, -1, 1, 1, 1]))
+    plane = op.Reshape(op.Range(zero, three, one), op.Constant(value_ints=[1, 1, 1, -1, 1]))
+    eb = op.Reshape(op.Range(zero, per_head, one), op.Constant(value_ints=[1, 1, 1, 1, -1]))
+    cb = head * per_head + eb  # channel block
+    c0 = cb * blk  # its first channel
+    moved = op.And(moves, op.GreaterOrEqual(plane, one))  # k and v shift, q does not
+    fill = plane * plane_len + n_t * n_s * n_blk  # first block of the plane's fill frame
+    # (each If below returns one value: onnxscript orders several by a set, so exports would vary)
+    seq = op.Where(is_temporal, n_t, n_s)  # sequence length L
+    outer = op.Where(is_temporal, n_s, n_t)  # sequences per head A
+    if is_temporal:
+        # A = S tokens, L = T frames; the 8-neighbour spatial shift: group g of C/16 channels
+        # reads cell (i + di, j + dj); groups 8.. stay
+        s_ix = op.Reshape(op.Range(zero, n_s, one), op.Constant(value_ints=[-1, 1, 1, 1, 1]))
+        t_ix = op.Reshape(op.Range(zero, n_t, one), op.Constant(value_ints=[1, 1, -1, 1, 1]))
+        grp = op.Min(op.Div(c0, grp_w), op.Constant(value_int=8))
+        moved_g = op.And(moved, op.Less(grp, op.Constant(value_int=8)))
+        di = op.Where(moved_g, op.Gather(op.Constant(value_ints=[1, -1, 0, 0, -1, 1, -1, 1, 0]), grp), zero)
+        dj = op.Where(moved_g, op.Gather(op.Constant(value_ints=[0, 0, 1, -1, -1, 1, 1, -1, 0]), grp), zero)
+        si = op.Div(s_ix, side) + di
+        sj = op.Mod(s_ix, side) + dj
+        inside = op.And(op.And(op.GreaterOrEqual(si, zero), op.Less(si, side)),
+                        op.And(op.GreaterOrEqual(sj, zero), op.Less(sj, side)))
+        # official_border: a diagonal group whose source is off the grid keeps its own value
+        keep = op.And(op.And(op.GreaterOrEqual(grp, op.Constant(value_int=4)), moved_g),
+                      op.Equal(op.Constant(value_int=official_border), one))
+        src = plane * plane_len + (t_ix * n_s + op.Where(inside, si * side + sj, s_ix)) * n_blk + cb
+        idx = op.Where(op.Or(inside, keep), src, fill)
     else:
-        ks = op.Identity(k)
-        vs = op.Identity(v)
+        # A = T frames, L = S tokens; the temporal shift: channels [0, f) read frame t+1,
+        # [f, 2f) frame t-1, f = C // shift_div
+        t_ix = op.Reshape(op.Range(zero, n_t, one), op.Constant(value_ints=[-1, 1, 1, 1, 1]))
+        s_ix = op.Reshape(op.Range(zero, n_s, one), op.Constant(value_ints=[1, 1, -1, 1, 1]))
+        fwd = op.And(moved, op.Less(c0, grp_w))
+        bwd = op.And(moved, op.And(op.GreaterOrEqual(c0, grp_w), op.Less(c0, grp_w + grp_w)))
+        ts = t_ix + op.Where(fwd, one, op.Where(bwd, op.Constant(value_int=-1), zero))
+        inside = op.And(op.GreaterOrEqual(ts, zero), op.Less(ts, n_t))
+        src = plane * plane_len + (ts * n_s + s_ix) * n_blk + cb
+        idx = op.Where(inside, src, fill)
+    outer_1 = op.Reshape(outer, vec)
+    seq_1 = op.Reshape(seq, vec)
+    d_1 = op.Reshape(d, vec)
+    d3 = op.Reshape(d * three, vec)
+    grouped = op.Concat(vec, outer_1, op.Reshape(h, vec), seq_1, d3, axis=0)  # B x A x heads x L x 3d
 
-    # -- feature map and fixation gate ------------------------------------------------
-    offset = op.Pow(op.Cast(d, to=1), op.Constant(value_float=-0.5))
-    fq = op.Relu(q) + offset
-    fk = op.Relu(ks) + offset
+    # -- phi(q), phi(k), v as planes, each followed by its fill frame; then the Gather ---
+    # (float literals go through Cast: onnxslim rewrites a function's float Constants as doubles)
+    offset = op.Pow(op.Cast(d, to=1), op.Cast(op.Constant(value_float=-0.5), to=1))
+    frame = op.Concat(op.Shape(q, start=0, end=1), op.Constant(value_ints=[1]), op.Shape(q, start=2), axis=0)
+    zeros = op.Expand(op.Cast(zero, to=1), frame)
+    data = op.Concat(op.Relu(q) + offset, zeros, op.Relu(k) + offset, op.Expand(offset, frame), v, zeros, axis=1)
+    blocks = op.Reshape(data, op.Concat(op.Constant(value_ints=[0, -1]), op.Reshape(blk, vec), axis=0))
+    if op.Equal(hs, h):
+        x = op.Reshape(op.Gather(blocks, op.Reshape(idx, vec), axis=1), grouped)
+    else:  # the shifted heads in blocks of `blk`, the others in blocks of `coarse`
+        hs_1 = op.Reshape(hs, vec)
+        head_axis = op.Constant(value_ints=[1])
+        idx_a = op.Slice(idx, op.Constant(value_ints=[0]), hs_1, head_axis)
+        idx_b = op.Div(op.Slice(idx, hs_1, op.Reshape(h, vec), head_axis), ratio)
+        idx_b = op.Slice(idx_b, op.Constant(value_ints=[0]), op.Constant(value_ints=[9223372036854775807]),
+                         vec, op.Reshape(ratio, vec))
+        coarse_blocks = op.Reshape(data, op.Concat(op.Constant(value_ints=[0, -1]), op.Reshape(coarse, vec), axis=0))
+        x_a = op.Reshape(op.Gather(blocks, op.Reshape(idx_a, vec), axis=1),
+                         op.Concat(vec, outer_1, hs_1, seq_1, d3, axis=0))
+        x_b = op.Reshape(op.Gather(coarse_blocks, op.Reshape(idx_b, vec), axis=1),
+                         op.Concat(vec, outer_1, op.Reshape(h - hs, vec), seq_1, d3, axis=0))
+        x = op.Concat(x_a, x_b, axis=2)
+    fq, fk, vs = op.Split(x, axis=4, num_outputs=3)
+
+    # -- fixation gate: g = sigmoid(W_g [phi(q); phi(k~); v~] + b_g), one product -------
     if op.Equal(op.Constant(value_int=gate_mode), zero):
-        gq_fq = op.Identity(fq)
-        gk_fk = op.Identity(fk)
+        g = op.Cast(one, to=1)  # ONNX Runtime drops the products by one
     else:
-        split = op.Concat(op.Constant(value_ints=[0, 0, 0]), op.Reshape(h, op.Constant(value_ints=[1])),
-                          op.Reshape(d, op.Constant(value_ints=[1])), axis=0)
-        fq5 = op.Reshape(fq, split)
-        fk5 = op.Reshape(fk, split)
-        z = op.Concat(fq5, fk5, op.Reshape(vs, split), axis=-1)  # B x T x S x h x 3d
-        # all gates at once: n_gates*d outputs; q takes the first d, k the last d
-        w = op.Reshape(gate_weight, op.Concat(op.Constant(value_ints=[-1]), op.Reshape(d * 3, op.Constant(value_ints=[1])), axis=0))
-        g = op.Sigmoid(op.MatMul(z, op.Transpose(w, perm=[1, 0])) + op.Reshape(gate_bias, op.Constant(value_ints=[-1])))
-        d1 = op.Reshape(d, op.Constant(value_ints=[1]))
-        last = op.Constant(value_ints=[-1])
-        gq = op.Slice(g, op.Constant(value_ints=[0]), d1, last)
-        n_out = op.Shape(g, start=-1)
-        gk = op.Slice(g, n_out - d1, n_out, last)
-        gq_fq = op.Reshape(gq * fq5, op.Shape(q))
-        gk_fk = op.Reshape(gk * fk5, op.Shape(q))
+        # 2-D, so that ONNX Runtime fuses the bias and the sigmoid into the product
+        w = op.Reshape(op.Transpose(gate_weight, perm=[2, 0, 1]), op.Concat(d3, vec, axis=0))  # 3d x gates*d
+        pre = op.MatMul(op.Reshape(x, op.Concat(vec, d3, axis=0)), w) + op.Reshape(gate_bias, vec)
+        gates_d = op.Shape(op.Reshape(gate_bias, vec))
+        g = op.Reshape(op.Sigmoid(pre), op.Concat(vec, outer_1, op.Reshape(h, vec), seq_1, gates_d, axis=0))
+    separate = op.Equal(op.Constant(value_int=gate_mode), two)
+    if separate:  # q takes the first d gates, k the last d
+        gq = op.Slice(g, op.Constant(value_ints=[0]), d_1, vec)
+    else:
+        gq = op.Identity(g)
+    if separate:
+        gk = op.Slice(g, d_1, d_1 + d_1, vec)
+    else:
+        gk = op.Identity(g)
+    qg = fq * gq
+    kg = fk * gk
 
-    # -- attention: out_i = q'_i (sum_j k'_j v_j^T) / (q'_i . sum_j k'_j + eps) ------
-    # heads get their own axis (a free Reshape); the denominator is an element-wise product
-    # summed over each head's d channels, never a matrix product
-    heads_shape = op.Concat(op.Constant(value_ints=[0, 0, 0]), op.Reshape(h, op.Constant(value_ints=[1])),
-                            op.Reshape(d, op.Constant(value_ints=[1])), axis=0)
-    q5 = op.Reshape(gq_fq, heads_shape)  # B x T x S x h x d
-    k5 = op.Reshape(gk_fk, heads_shape)
-    v5 = op.Reshape(vs, heads_shape)
-    seq_axis = op.Where(is_temporal, op.Constant(value_ints=[1]), op.Constant(value_ints=[2]))
-    ksum = op.ReduceSum(k5, seq_axis, keepdims=1)
-    den = op.ReduceSum(q5 * ksum, op.Constant(value_ints=[-1]), keepdims=1)
-    if is_temporal:  # sequences are the T frames of each location: B x S x h x T x d
-        kv = op.MatMul(op.Transpose(k5, perm=[0, 2, 3, 4, 1]), op.Transpose(v5, perm=[0, 2, 3, 1, 4]))
-        num = op.Transpose(op.MatMul(op.Transpose(q5, perm=[0, 2, 3, 1, 4]), kv), perm=[0, 3, 1, 2, 4])
-    else:  # sequences are the S tokens of each frame: B x T x h x S x d
-        kv = op.MatMul(op.Transpose(k5, perm=[0, 1, 3, 4, 2]), op.Transpose(v5, perm=[0, 1, 3, 2, 4]))
-        num = op.Transpose(op.MatMul(op.Transpose(q5, perm=[0, 1, 3, 2, 4]), kv), perm=[0, 1, 3, 2, 4])
-    out = op.CastLike(op.Reshape(num / (den + op.Constant(value_float=eps)), op.Shape(q)), q_in)
-    return out
+    # -- attention: out_i = q'_i (sum_j k'_j v_j^T) / (q'_i . sum_j k'_j + eps) ---------
+    if op.Less(seq, d):  # (q' k'^T) v: seq x seq per sequence, each row divided by its sum
+        att = op.MatMul(qg, op.Transpose(kg, perm=[0, 1, 2, 4, 3]))
+        att = att / (op.ReduceSum(att, vec, keepdims=1) + op.Constant(value_float=eps))
+        o = op.MatMul(att, vs)
+    else:  # q' (k'^T v): d x d per sequence
+        kv = op.MatMul(op.Transpose(kg, perm=[0, 1, 2, 4, 3]), vs)
+        ksum = op.ReduceSum(kg, op.Constant(value_ints=[-2]), keepdims=1)
+        den = op.MatMul(qg, op.Reshape(ksum, op.Constant(value_ints=[0, 0, 0, -1, 1])))
+        o = op.MatMul(qg, kv) / (den + op.Constant(value_float=eps))
+    if is_temporal:  # B x S x heads x T x d -> B x T x S x heads x d
+        ot = op.Transpose(o, perm=[0, 3, 1, 2, 4])
+    else:  # B x T x heads x S x d -> B x T x S x heads x d
+        ot = op.Transpose(o, perm=[0, 1, 3, 2, 4])
+    return op.CastLike(op.Reshape(ot, op.Constant(value_ints=[0, 0, 0, -1])), q_in)
 
 
 def ffla_function_proto():

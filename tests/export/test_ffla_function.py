@@ -109,3 +109,72 @@ def test_cases_are_distinguishable():
     for change in ({"official_border": True}, {"shift": False}, {"axis": "spatial"}):
         assert not torch.allclose(ffla(q, k, v, w[:1], b[:1], **{**base, **change}), ref, atol=1e-4), change
     assert not torch.allclose(ffla(q, k, v, w, b, **{**base, "gate": "separate"}), ref, atol=1e-4)
+
+
+# Shapes that reach the body's other branches: frames >= head_dim (the q' (k'^T v) association
+# in the temporal node), channel widths that are not powers of two (copy blocks smaller than the
+# shift's groups), an odd head count (the shifted channels end inside a head).
+@pytest.mark.parametrize("heads,grid,t,c", [(2, 3, 12, 16), (2, 3, 3, 48), (3, 3, 4, 48)],
+                         ids=["long-clip", "c48", "h3"])
+@pytest.mark.parametrize("axis,gate,shift,border,div", [
+    ("temporal", "shared", True, False, 4), ("temporal", "separate", True, True, 4),
+    ("spatial", "shared", True, False, 4), ("spatial", "separate", True, False, 8),
+    ("temporal", "none", False, False, 4), ("spatial", "none", False, False, 4)])
+def test_function_body_equals_reference_other_shapes(axis, gate, shift, border, div, heads, grid, t, c):
+    test_function_body_equals_reference(axis, gate, shift, border, div, heads, grid, t, c)
+
+
+def test_function_body_with_a_dynamic_frame_count():
+    """The Gather index depends on the frame count; when it is not static ONNX Runtime cannot fold
+    it and computes it on every run, which must give the same result."""
+    gen = torch.Generator().manual_seed(3)
+    kw = dict(heads=2, axis="temporal", grid=4, shift=True, shift_div=4, gate="shared", official_border=False, eps=1e-6)
+    w, bias = torch.randn(1, 16, 48, generator=gen) * 0.3, torch.randn(1, 16, generator=gen) * 0.3
+    model = one_node_model(node_attributes(head_dim=16, **kw), 1, "T", 16, 32, 16)
+    sess = ort.InferenceSession(model.SerializeToString())
+    for t in (3, 5):
+        q, k, v = (torch.randn(1, t, 16, 32, generator=gen) for _ in range(3))
+        ref = ffla(q, k, v, w, bias, **kw).numpy()
+        out = sess.run(None, {"q": q.numpy(), "k": k.numpy(), "v": v.numpy(), "w": w.numpy(), "b": bias.numpy()})[0]
+        assert np.abs(out - ref).max() < TOL
+
+
+@pytest.mark.parametrize("axis", ["temporal", "spatial"])
+def test_function_body_folds_to_few_large_kernels(axis, tmp_path):
+    """What ONNX Runtime runs for one node with static shapes (as exported): the index arithmetic is
+    folded away, the shift and layout change are Gathers (no Pad/Slice chains), and the only
+    Transpose is the one that puts the result back."""
+    rng = np.random.default_rng(0)
+    attrs = node_attributes(heads=2, head_dim=32, axis=axis, grid=7, shift=True, shift_div=4, gate="shared",
+                            official_border=False, eps=1e-6)
+    model = one_node_model(attrs, 1, 8, 49, 64, 32)
+    w = rng.standard_normal((1, 32, 96)).astype(np.float32)
+    model.graph.initializer.extend([onnx.numpy_helper.from_array(w, "w"),
+                                    onnx.numpy_helper.from_array(np.zeros((1, 32), np.float32), "b")])
+    del model.graph.input[3:]
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    so.log_severity_level = 3
+    ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    # (ONNX Runtime keeps the identity Cast that writes the graph output of this one-node model)
+    ops = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node if n.op_type != "Cast"]
+    assert not {"Range", "Where", "Mod", "Equal", "If", "ReduceMax", "Pad", "Slice"} & set(ops), ops
+    assert ops.count("Transpose") == 1 and 1 <= ops.count("Gather") <= 2, ops
+    assert len(ops) <= 30, ops
+
+
+def test_function_proto_is_the_same_in_every_process():
+    """model.onnx must come out byte-identical from the same checkpoint (the build keeps variants
+    and calibrations by its sha256); onnxscript orders the outputs of an If that returns several
+    values by a set, which changes with Python's hash seed."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    code = ("import hashlib; from lvt_edge.export.ffla_function import ffla_function_proto; "
+            "print(hashlib.sha256(ffla_function_proto().SerializeToString()).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(4)}
+    assert len(digests) == 1
+    assert hashlib.sha256(ffla_function_proto().SerializeToString()).hexdigest() == digests.pop().strip()
