@@ -31,6 +31,25 @@ def ort_providers(device: str, available: Sequence[str]) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
+def ort_session(onnx_path: str | os.PathLike, *, threads: int | None, device: str, fix: str):
+    """An ONNX Runtime session with every graph optimisation, `threads` intra-op threads (None: the
+    library's) and the providers for `device`; a file it cannot load is an LvtEdgeError ending in `fix`."""
+    import onnxruntime as ort
+
+    from lvt_edge.console import ort_session_options
+
+    opts = ort_session_options()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        if threads < 1:
+            raise LvtEdgeError(f"threads must be >= 1 (got {threads})")
+        opts.intra_op_num_threads, opts.inter_op_num_threads = int(threads), 1
+    try:
+        return ort.InferenceSession(str(onnx_path), opts, providers=ort_providers(device, ort.get_available_providers()))
+    except Exception as e:  # onnxruntime raises its own exception types for bad files
+        raise LvtEdgeError(f"onnxruntime cannot load {onnx_path}: {e}; {fix}") from e
+
+
 class OrtClassifier(Classifier):
     """Runs one ONNX file of the bundle with onnxruntime."""
 
@@ -38,23 +57,8 @@ class OrtClassifier(Classifier):
 
     def __init__(self, onnx_path: str | os.PathLike, contract: ClipContract, *, precision: str = "fp32",
                  threads: int | None = None, device: str = "cpu") -> None:
-        import onnxruntime as ort
-
         super().__init__(contract, precision=precision, source=str(onnx_path))
-        from lvt_edge.console import ort_session_options
-
-        opts = ort_session_options()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads is not None:
-            if threads < 1:
-                raise LvtEdgeError(f"threads must be >= 1 (got {threads})")
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
-        providers = ort_providers(device, ort.get_available_providers())
-        try:
-            self._session = ort.InferenceSession(str(onnx_path), opts, providers=providers)
-        except Exception as e:  # onnxruntime raises its own exception types for bad files
-            raise LvtEdgeError(f"onnxruntime cannot load {onnx_path}: {e}; rebuild the bundle") from e
+        self._session = ort_session(onnx_path, threads=threads, device=device, fix="rebuild the bundle")
         self.providers = self._session.get_providers()
         inp, out = self._session.get_inputs()[0], self._session.get_outputs()[0]
         self._input, self._output = inp.name, out.name

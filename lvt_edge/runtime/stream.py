@@ -33,23 +33,10 @@ class StepClassifier(Classifier):
 
     def __init__(self, onnx_path: str | os.PathLike, contract: ClipContract, step: dict[str, Any], *,
                  precision: str = "fp32", threads: int | None = None, device: str = "cpu", streams: int = 1) -> None:
-        import onnxruntime as ort
-
-        from lvt_edge.console import ort_session_options
-        from lvt_edge.runtime.ort import ort_providers
+        from lvt_edge.runtime.ort import ort_session
 
         super().__init__(contract, precision=precision, source=str(onnx_path))
-        opts = ort_session_options()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if threads is not None:
-            if threads < 1:
-                raise LvtEdgeError(f"threads must be >= 1 (got {threads})")
-            opts.intra_op_num_threads, opts.inter_op_num_threads = int(threads), 1
-        try:
-            self._session = ort.InferenceSession(str(onnx_path), opts,
-                                                 providers=ort_providers(device, ort.get_available_providers()))
-        except Exception as e:  # onnxruntime raises its own exception types for bad files
-            raise LvtEdgeError(f"onnxruntime cannot load {onnx_path}: {e}; re-export the bundle") from e
+        self._session = ort_session(onnx_path, threads=threads, device=device, fix="re-export the bundle")
         self.providers = self._session.get_providers()
         self._frame = step["frame"]["name"]
         self._frame_shape = tuple(step["frame"]["shape"])
