@@ -7,6 +7,8 @@ This module owns the folder's layout and the JSON's schema; it needs no torch.
     WORKDIR/model.int8.onnx     written by `lvt-edge build --precision int8`
     WORKDIR/model.<p>.engine    TensorRT engine of precision p (plain, loadable by trtexec)
     WORKDIR/model.step.onnx     causal models only: the step model (one frame + state), fp32
+    WORKDIR/model.step.<p>.onnx its fp16 / int8 variants, written by `lvt-edge build` next to model.<p>.onnx
+    WORKDIR/model.step.<p>.engine  TensorRT engine of the step model of precision p (`--target tensorrt`)
     WORKDIR/plugins/            the plugin library the engines were built with
     WORKDIR/timing-cache/       TensorRT timing caches, one per TensorRT release and GPU
     WORKDIR/bundle.json         everything below
@@ -29,7 +31,13 @@ bundle.json:
     step            causal models only (lvt_edge.export.step): {"onnx", "sha256", "precision",
                     "frame": {"name", "shape"}, "logits", "horizon", "state": [{"name", "input",
                     "output", "shape" (after the batch axis), "dtype"}, ...] (zeros to start),
-                    "state_bytes_fp32", "verification", ...}
+                    "state_bytes_fp32", "verification", ..., "variants": {precision: {"precision", "onnx",
+                    "sha256", "size_bytes", "fp32_sha256" (of model.step.onnx), "frame" and "state" as above
+                    with the variant's own dtypes, "state_bytes", "calibration", "conversion" or
+                    "quantization", "verification": frame by frame against model.step.onnx}} (optional),
+                    "engines": {precision (fp32 too): {"engine", "sha256", "onnx" (the step ONNX it was
+                    built from), "onnx_sha256", and the rest of variants[p]["tensorrt"]: "tensorrt_version",
+                    "gpu", "compute_capability", "batch" (the streams range), "plugin", ...}} (optional)}
 
 Engines and plugin libraries are native code: load bundles only from sources you trust.
 """
@@ -64,6 +72,11 @@ META_OPSET = "lvt_edge.opset"
 
 def onnx_name(precision: str) -> str:
     return "model.onnx" if precision == "fp32" else f"model.{precision}.onnx"
+
+
+def step_onnx_name(precision: str) -> str:
+    """The step model of a causal bundle in `precision`, named like the clip model's variant."""
+    return "model.step" + onnx_name(precision)[len("model"):]
 
 
 def engine_name(precision: str) -> str:
@@ -114,6 +127,8 @@ _TOP_FIELDS = {"contract": "dict", "model_config": "dict", "source": "dict", "ex
                "step": "dict"}
 _STEP_FIELDS = {"onnx": "str", "sha256": "str", "precision": "str", "frame": "dict", "logits": "str", "state": "list"}
 _STATE_FIELDS = {"name": "str", "input": "str", "output": "str", "shape": "tuple[int, ...]", "dtype": "str"}
+_STEP_VARIANT_FIELDS = {"precision": "str", "onnx": "str", "sha256": "str", "frame": "dict", "state": "list"}
+_STEP_ENGINE_FIELDS = {"engine": "str", "sha256": "str", "onnx": "str"}
 _REQUIRED = ("contract", "variants")
 _VARIANT_FIELDS = {"precision": "str", "onnx": "str", "sha256": "str | None", "size_bytes": "int | None",
                    "build_time_s": "float | None", "tensorrt": "dict | None"}
@@ -163,6 +178,20 @@ def step_problems(step: dict[str, Any]) -> list[str]:
             continue
         problems += [f"step.state[{i}].{k} {why}" if k in t else f"step.state[{i}] has no {k!r}"
                      for k, kind in _STATE_FIELDS.items() if k not in t or (why := type_error(t[k], kind))]
+    for key, fields, fp32 in (("variants", _STEP_VARIANT_FIELDS, False), ("engines", _STEP_ENGINE_FIELDS, True)):
+        if why := type_error(step.get(key), "dict | None"):
+            problems.append(f"step.{key} {why}")
+            continue
+        for p, entry in (step.get(key) or {}).items():
+            where = f"step.{key}.{p}"
+            if p not in PRECISIONS or (p == "fp32" and not fp32):
+                problems.append(f"{where}: not a step variant precision (fp32 is the step model itself)" if p == "fp32"
+                                else f"{where}: unknown precision (known: {', '.join(PRECISIONS)})")
+            elif why := type_error(entry, "dict"):
+                problems.append(f"{where} {why}")
+            else:
+                problems += [f"{where}.{k} {why}" if k in entry else f"{where} has no {k!r}"
+                             for k, kind in fields.items() if k not in entry or (why := type_error(entry[k], kind))]
     return problems
 
 

@@ -1,8 +1,24 @@
-"""Skip hardware-marked tests cleanly where the hardware is absent."""
+"""Skip hardware-marked tests cleanly where the hardware is absent; fixtures several test folders share."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BLOCK_TORCH = textwrap.dedent("""
+    import sys
+    class _NoTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ImportError("torch is blocked in this test")
+            return None
+    sys.meta_path.insert(0, _NoTorch())
+""")
 
 
 def _has_cuda() -> bool:
@@ -34,3 +50,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     found[marker] = probe()
                 if not found[marker]:
                     item.add_marker(pytest.mark.skip(reason=why))
+
+
+@pytest.fixture(scope="session")
+def causal_bundle(tmp_path_factory):
+    """(folder, PyTorch model) of an exported causal lvt-test (model.onnx + model.step.onnx) with
+    spread logits, made once per session: copy the folder before changing anything in it."""
+    import torch
+
+    from lvt_edge.export import onnx_from_checkpoint
+    from lvt_edge.model import create_model
+    from lvt_edge.model.checkpoint import contract_for, save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("lvt-test", causal=True).eval()
+    with torch.no_grad():
+        model.head[-1].weight.normal_(0, 2.0)
+    root = tmp_path_factory.mktemp("causal")
+    ckpt = save_checkpoint(root / "ckpt", model, contract_for(model.cfg).replace(frame_interval=0.1))
+    onnx_from_checkpoint(ckpt, root / "bundle", log=lambda msg: None)
+    return root / "bundle", model
+
+
+def _run_without_torch(code: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + textwrap.dedent(code)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def without_torch():
+    """run(code) -> CompletedProcess: `code` in a fresh interpreter where importing torch fails
+    (the runtime must work on a Jetson without it: DESIGN.md 3.4)."""
+    return _run_without_torch

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from lvt_edge import __version__
 from lvt_edge.cli import main
 
@@ -48,3 +50,21 @@ def test_bare_finetune_starts_from_the_bundled_demo_model(monkeypatch, tmp_path)
     assert main([*common, "--finetune"]) == 0 and seen["finetune"] == demo_checkpoint()
     assert main([*common, "--finetune", "runs/x/best"]) == 0 and seen["finetune"] == "runs/x/best"
     assert main(common) == 0 and seen["finetune"] is None
+    assert main([*common, "--finetune", "demo-causal"]) == 0 and seen["finetune"] == demo_checkpoint("demo-causal")
+
+
+def test_bundled_model_names_resolve_unless_a_file_has_that_name(monkeypatch, tmp_path):
+    from lvt_edge.demo import DEMOS, demo_checkpoint, resolve_checkpoint
+    from lvt_edge.errors import LvtEdgeError
+
+    monkeypatch.chdir(tmp_path)
+    for name in DEMOS:
+        stem = demo_checkpoint(name)
+        assert stem.with_name(stem.name + ".safetensors").is_file() and stem.with_name(stem.name + ".json").is_file()
+        assert resolve_checkpoint(name) == stem
+    assert demo_checkpoint("demo-causal") != demo_checkpoint()
+    assert resolve_checkpoint("runs/x/best") == "runs/x/best"
+    (tmp_path / "demo-causal.safetensors").write_bytes(b"")  # the user's own checkpoint of that name wins
+    assert resolve_checkpoint("demo-causal") == "demo-causal"
+    with pytest.raises(LvtEdgeError, match="demo-causal"):
+        demo_checkpoint("demo-casual")

@@ -17,7 +17,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.set_defaults(workdir=None)  # None: DIR not given, the only case that may export the demo model
     p.add_argument("--checkpoint", metavar="CKPT", default=None,
                    help="export CKPT into DIR first (export and build in one step); refused when DIR already "
-                        "holds a model.onnx exported from another checkpoint")
+                        "holds a model.onnx exported from another checkpoint. `demo` and `demo-causal` name the "
+                        "bundled models (demo-causal: a causal bundle for `live --mode stream`)")
     p.add_argument("--precision", action="append", default=None, metavar="fp32|fp16|int8|all",
                    help="precision(s) to build; repeat or comma-separate (default all)")
     p.add_argument("--calib", metavar="CLIPSET", default=None,
@@ -74,7 +75,8 @@ def _closing(workdir, data: dict[str, Any]) -> None:
     fastest = built[-1]
     console.done(f"bundle {workdir}/ ({', '.join(built)}; bundle.json says what each is)",
                  f"lvt-edge report {q} --eval CLIPS   (accuracy vs latency on your clips; which precision to ship)",
-                 f"lvt-edge live{bundle} --precision {fastest} --source synth:   (a synthetic camera; --source 0 for yours)")
+                 f"lvt-edge live{bundle} --precision {fastest}{' --mode stream' if data.get('step') else ''} "
+                 "--source synth:   (a synthetic camera; --source 0 for yours)")
 
 
 def summary_table(data: dict[str, Any]) -> str:
@@ -99,8 +101,7 @@ def summary_table(data: dict[str, Any]) -> str:
             ("reused" if cal["reused"] else "new") if cal else "",
             (v.get("tensorrt") or {}).get("engine", ""),
         ))
-    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
+    lines = _columns(head, rows)
     clips = next((v["heldout"]["clipset"]["clips"] for v in data["variants"].values() if v.get("heldout")), None)
     skipped = next((v["heldout"]["accuracy_skipped"] for v in data["variants"].values()
                     if (v.get("heldout") or {}).get("accuracy_skipped")), None)
@@ -108,7 +109,46 @@ def summary_table(data: dict[str, Any]) -> str:
         lines.append(f"top-1 not checked: {skipped}; pass clips labelled like the model with --eval")
     elif clips:
         lines.append(f"top-1 on {clips} held-out clips; latency: ONNX Runtime CPU, batch 1, median of interleaved runs")
+    lines += step_summary(data)
     note = untrained_note(data)
     if note:
         lines.append(note)
     return "\n".join(lines)
+
+
+def step_summary(data: dict[str, Any]) -> list[str]:
+    """A causal bundle's step models: precision, final-frame agreement with the fp32 step model
+    frame by frame, the carried state's size per stream, file size and engine (none for a window model)."""
+    step = data.get("step")
+    if not step:
+        return []
+    head = ("step model", "agreement %", "max logit diff", "state KB", "size MB", "engine")
+    engines = step.get("engines") or {}
+    rows = [("fp32", "ref", "", f"{step['state_bytes_fp32'] / 1024:.1f}" if step.get("state_bytes_fp32") else "-",
+             f"{step['size_bytes'] / 1e6:.2f}" if step.get("size_bytes") else "-",
+             (engines.get("fp32") or {}).get("engine", ""))]
+    for p in B.PRECISIONS[1:]:
+        v = (step.get("variants") or {}).get(p)
+        if not v:
+            continue
+        check = v.get("verification") or {}
+        rows.append((
+            p,
+            f"{check['agreement_pct']:.1f}" if "agreement_pct" in check else "-",
+            f"{check['max_abs_logit_diff']:.3g}" if "max_abs_logit_diff" in check else "",
+            f"{v['state_bytes'] / 1024:.1f}" if v.get("state_bytes") else "-",
+            f"{v['size_bytes'] / 1e6:.2f}" if v.get("size_bytes") else "-",
+            (engines.get(p) or {}).get("engine", ""),
+        ))
+    clips = next((v["verification"]["clips"] for v in (step.get("variants") or {}).values()
+                  if (v.get("verification") or {}).get("clips")), None)
+    lines = ["", *_columns(head, rows)]
+    if clips:
+        lines.append(f"agreement: top-1 at the final frame with the fp32 step model on {clips} held-out clips fed frame "
+                     "by frame (ONNX Runtime); state: carried per stream")
+    return lines
+
+
+def _columns(head: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    return ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]

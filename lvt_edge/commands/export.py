@@ -11,8 +11,9 @@ def register(p: argparse.ArgumentParser) -> None:
     from lvt_edge.commands.common import add_renamed
 
     p.add_argument("checkpoint", nargs="?", default=None,
-                   help="checkpoint (NAME, NAME.safetensors or NAME.json; official .pth too); default: the bundled "
-                        "demo model (or, with --random-init, none)")
+                   help="checkpoint (NAME, NAME.safetensors or NAME.json; official .pth too), or `demo` / "
+                        "`demo-causal` for a bundled model; default: the bundled demo model (or, with "
+                        "--random-init, none)")
     p.add_argument("--model", default=None, metavar="NAME",
                    help="model config (`lvt-edge models`): the config to build with --random-init, or the config "
                         "of an official checkpoint (default lvt-base)")

@@ -45,7 +45,8 @@ def register(p: argparse.ArgumentParser) -> None:
     cls = p.add_argument_group("classification")
     cls.add_argument("--mode", choices=("window", "stream"), default="window",
                      help="window: classify a window of frames every --stride; stream: a causal bundle's step model "
-                          "classifies every captured frame from a carried state (onnxruntime, fp32; default window)")
+                          "classifies every captured frame from a carried state (onnxruntime, or tensorrt where "
+                          "`lvt-edge build --target tensorrt` made a step engine; default window)")
     cls.add_argument("--phases", type=positive(int), default=None,
                      help="stream mode: states carried, each fed frames one model frame interval apart "
                           "(default: captured frames per model frame, so every frame is classified)")
@@ -79,10 +80,11 @@ def run(args: argparse.Namespace) -> int:
         mode=args.mode, phases=args.phases,
     )
     settings.check()
-    if args.mode == "stream" and args.backend not in ("auto", "onnxruntime"):
+    if args.mode == "stream" and args.backend == "torch":
         from lvt_edge.errors import LvtEdgeError
 
-        raise LvtEdgeError(f"--mode stream runs the step model on onnxruntime only so far; drop --backend {args.backend}")
+        raise LvtEdgeError("--mode stream runs the step model on onnxruntime or tensorrt; the torch backend classifies "
+                           "windows only (--mode window), so pass --backend auto, onnxruntime or tensorrt")
     options = SourceOptions(loop=args.loop, pace=args.pace, fps=args.fps, width=args.width, height=args.height,
                             open_timeout=args.open_timeout, read_timeout=args.stall_timeout)
     source = open_source(args.source, options, csi=args.csi, sensor_id=args.sensor_id, flip=args.flip)
@@ -97,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     if args.mode == "stream":
         from lvt_edge.runtime import load_step
 
-        clf = load_step(args.bundle, args.precision, threads=args.threads, device=args.device or "cpu")
+        clf = load_step(args.bundle, args.precision, backend=args.backend,
+                        **{k: v for k, v in backend_options(args).items() if k != "checkpoint"})
     else:
         clf = load_bundle(args.bundle, args.precision, args.backend, **backend_options(args))
     with clf:

@@ -21,7 +21,8 @@ def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("--finetune", metavar="CKPT", nargs="?", const=BUNDLED_DEMO, default=None,
                    help="start from this checkpoint; a new classifier is made when the labels differ. "
                         "--finetune alone starts from the bundled demo model, which already tells motion "
-                        "directions apart (training from scratch on small sets often does not)")
+                        "directions apart (training from scratch on small sets often does not); "
+                        "--finetune demo-causal from the bundled causal one")
     p.add_argument("--batch", type=int, default=16, help="clips per training step (default 16)")
     add_renamed(p, "--batch-size", "--batch", "batch", type=int)
     p.add_argument("--lr", type=float, default=1e-3, help="peak AdamW learning rate (default 1e-3)")
@@ -63,10 +64,10 @@ def run(args: argparse.Namespace) -> int:
     )
     opts.check()  # before anything is loaded or decoded
     finetune = args.finetune
-    if finetune == BUNDLED_DEMO:
-        from lvt_edge.demo import demo_checkpoint
+    if finetune is not None:
+        from lvt_edge.demo import demo_checkpoint, resolve_checkpoint
 
-        finetune = demo_checkpoint()
+        finetune = demo_checkpoint() if finetune == BUNDLED_DEMO else resolve_checkpoint(finetune)
     result = train(args.data, args.val, args.out, opts, resume=args.resume, finetune=finetune,
                    progress=True)
     print(f"best val top-1 {result.best_top1:.4f}: checkpoint {result.best}.safetensors (+ .json); "

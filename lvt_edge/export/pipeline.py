@@ -122,6 +122,7 @@ def onnx_from_checkpoint(
                 moves.append((step_tmp, workdir / STEP_ONNX))
             elif (workdir / STEP_ONNX).exists():
                 stale.append(STEP_ONNX)
+            stale += _carry_over_step(workdir, bundle, log)
             commit(moves, lambda: write_bundle(workdir, bundle))
         for name in stale:
             (workdir / name).unlink(missing_ok=True)
@@ -169,9 +170,11 @@ def random_init_checkpoint(model: str, *, seed: int = 0, num_classes: int | None
 
 def _checkpoint_path(checkpoint: str | os.PathLike) -> str | os.PathLike:
     """`checkpoint`, or a fix-it error when it names a model config rather than a file."""
+    from lvt_edge.demo import resolve_checkpoint
     from lvt_edge.model import list_configs
     from lvt_edge.model.checkpoint import OFFICIAL_SUFFIXES, paths_of
 
+    checkpoint = resolve_checkpoint(checkpoint)
     p = Path(checkpoint)
     if str(checkpoint) in list_configs() and not p.exists() and not any(q.exists() for q in paths_of(p)) \
             and p.suffix not in OFFICIAL_SUFFIXES:
@@ -264,6 +267,50 @@ def _carry_over_variants(workdir: Path, bundle: dict[str, Any], sha: str, log: C
         log(f"{onnx_name('fp32')} changed: removed {what} built from the previous export "
             f"({', '.join(stale) or 'files already gone'}); rebuild with `lvt-edge build {workdir}"
             f"{' --precision ' + ','.join(dropped) if dropped else ''}`")
+    return stale
+
+
+def _carry_over_step(workdir: Path, bundle: dict[str, Any], log: Callable[[str], None]) -> list[str]:
+    """Keep the previous bundle's step variants and step engines when the new bundle's
+    model.step.onnx is byte-identical to the one they were built from (same sha256); return the
+    files of the others (all of them when the model is no longer causal), to remove once the new
+    bundle.json is in place."""
+    if not has_bundle(workdir):
+        return []
+    try:
+        old = (read_bundle(workdir).get("step")) or {}
+    except LvtEdgeError:
+        return []
+    new, old_sha = bundle.get("step"), old.get("sha256")
+    same = new is not None and old_sha == new["sha256"]
+    old_variants = old.get("variants") or {}
+    # a step variant was built from model.step.onnx, a step engine from the step ONNX of its precision
+    variants = {p: e for p, e in old_variants.items() if same and e.get("fp32_sha256", old_sha) == old_sha}
+    engines = {}
+    for p, rec in (old.get("engines") or {}).items():
+        want = old_sha if p == "fp32" else (variants.get(p) or {}).get("sha256")
+        if same and want and rec.get("onnx_sha256", want) == want:
+            engines[p] = rec
+    kept, dropped, stale = [], [], []
+    for key, ours, file_key in (("variants", variants, "onnx"), ("engines", engines, "engine")):
+        if ours:
+            new[key] = ours
+        for p, entry in (old.get(key) or {}).items():
+            (kept if p in ours else dropped).append((p, "variant" if key == "variants" else "TensorRT engine"))
+            if p not in ours and entry.get(file_key) and (workdir / entry[file_key]).exists():
+                stale.append(entry[file_key])
+    if kept:
+        log(f"{STEP_ONNX} is unchanged (same sha256): kept the step model's "
+            f"{', '.join(f'{p} {what}' for p, what in kept)} already built in {workdir}")
+    if dropped:
+        redo = ""
+        if new is not None:
+            precisions = [p for p in PRECISIONS if any(q == p for q, _ in dropped)]
+            engine = " --target tensorrt" if any(what != "variant" for _, what in dropped) else ""
+            redo = f"; rebuild with `lvt-edge build {workdir} --precision {','.join(precisions)}{engine}`"
+        log(f"{STEP_ONNX} {'changed' if new is not None else 'is gone (the model is not causal)'}: removed the step "
+            f"model's {', '.join(f'{p} {what}' for p, what in dropped)} built from the previous export "
+            f"({', '.join(stale) or 'files already gone'}){redo}")
     return stale
 
 

@@ -57,6 +57,8 @@ class CudaApi:
     def free_pinned(self, array: np.ndarray) -> None: raise NotImplementedError
     def memcpy_htod_async(self, dst: int, src: np.ndarray, stream: Any) -> None: raise NotImplementedError
     def memcpy_dtoh_async(self, dst: np.ndarray, src: int, stream: Any) -> None: raise NotImplementedError
+    def memcpy_dtod_async(self, dst: int, src: int, nbytes: int, stream: Any) -> None: raise NotImplementedError
+    def memset_async(self, ptr: int, value: int, nbytes: int, stream: Any) -> None: raise NotImplementedError
     def stream_create(self) -> Any: raise NotImplementedError
     def stream_handle(self, stream: Any) -> int: raise NotImplementedError
     def stream_synchronize(self, stream: Any) -> None: raise NotImplementedError
@@ -167,6 +169,13 @@ class CudaPythonApi(CudaApi):
         kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
         self._call(self.rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes, kind, stream))
 
+    def memcpy_dtod_async(self, dst: int, src: int, nbytes: int, stream: Any) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToDevice
+        self._call(self.rt.cudaMemcpyAsync(dst, src, nbytes, kind, stream))
+
+    def memset_async(self, ptr: int, value: int, nbytes: int, stream: Any) -> None:
+        self._call(self.rt.cudaMemsetAsync(ptr, value, nbytes, stream))
+
     def stream_create(self) -> Any:
         return self._call(self.rt.cudaStreamCreate())
 
@@ -233,6 +242,12 @@ class PyCudaApi(CudaApi):
 
     def memcpy_dtoh_async(self, dst: np.ndarray, src: int, stream: Any) -> None:
         self.drv.memcpy_dtoh_async(dst, src, stream)
+
+    def memcpy_dtod_async(self, dst: int, src: int, nbytes: int, stream: Any) -> None:
+        self.drv.memcpy_dtod_async(dst, src, nbytes, stream)
+
+    def memset_async(self, ptr: int, value: int, nbytes: int, stream: Any) -> None:
+        self.drv.memset_d8_async(ptr, value, nbytes, stream)
 
     def stream_create(self) -> Any:
         return self.drv.Stream()

@@ -51,10 +51,10 @@ def _weights_of(path: Path) -> Path:
 
 
 def _demo_candidate(name: str) -> Path | None:
-    from lvt_edge.demo import DEMO_CHECKPOINT
+    from lvt_edge.demo import ASSETS, DEMOS
 
     stem = Path(name).name.removesuffix(".safetensors").removesuffix(".json")
-    return DEMO_CHECKPOINT if stem == DEMO_CHECKPOINT.name else None
+    return ASSETS / stem if stem in DEMOS.values() else None
 
 
 class TorchClassifier(Classifier):

@@ -4,6 +4,9 @@ Before anything touches the engine, the bundle's record of how it was built (Ten
 with its build number, GPU model and compute capability, plugin hash) is checked against this
 machine, and a mismatch says what to rebuild. `tensorrt` and the CUDA binding are imported lazily.
 
+`TensorRTClassifier` runs a clip engine; `lvt_edge.runtime.trt_step.TensorRTStepClassifier` runs
+a causal bundle's step engine on the same `EngineRunner`.
+
 Engines and plugin libraries are native code that TensorRT loads into this process: load only
 bundles you trust, as you would run only programs you trust.
 """
@@ -137,13 +140,20 @@ def check_engine(workdir: str | os.PathLike, precision: str, entry: dict[str, An
     rec = entry.get("tensorrt")
     if not rec or not rec.get("engine"):
         raise LvtEdgeError(f"the {precision} variant has no TensorRT engine; build one with `{rebuild}`")
+    return checked_engine(workdir, rec, what=f"{precision} TensorRT engine", rebuild=rebuild,
+                          tensorrt_version=tensorrt_version, api=api, plugin=plugin)
+
+
+def checked_engine(workdir: str | os.PathLike, rec: dict[str, Any], *, what: str, rebuild: str, tensorrt_version: str,
+                   api: CudaApi, plugin: str | os.PathLike | None = None) -> tuple[Path, Path | None]:
+    """(engine path, plugin path) of the engine record `rec`, or LvtEdgeError saying what to rebuild."""
     lib = plugin_path(workdir, rec, plugin)
     problems = engine_problems(rec, tensorrt_version=tensorrt_version, compute_capability=api.compute_capability(),
                                plugin_sha256=sha256_file(lib) if lib else None, gpu_name=api.device_name())
     if problems:
-        raise LvtEdgeError(f"the {precision} TensorRT engine in {workdir} cannot run here: "
+        raise LvtEdgeError(f"the {what} in {workdir} cannot run here: "
                            + "; ".join(problems) + f". Rebuild it on this machine with `{rebuild}`")
-    engine = checked_file(workdir, rec["engine"], rec.get("sha256"), what=f"{precision} TensorRT engine", rebuild=rebuild)
+    engine = checked_file(workdir, rec["engine"], rec.get("sha256"), what=what, rebuild=rebuild)
     return engine, lib
 
 
@@ -199,31 +209,17 @@ def _load_failure(lib: Path) -> str:
             "TensorRT major, or one of its plugins is already registered); see TensorRT's log above")
 
 
-# --- the classifier -----------------------------------------------------------------------------
+# --- what both classifiers share -----------------------------------------------------------------
 
-class TensorRTClassifier(Classifier):
-    """Runs a deserialised engine on one CUDA stream with pinned host buffers.
+class EngineRunner:
+    """A deserialised engine, its execution context, one CUDA stream and the memory allocated for
+    them (`_owned`), freed in order by `_close`. Subclasses set `api` and `_owned` first."""
 
-    A dynamic-batch engine runs batches within its optimisation profile: smaller ones are padded
-    with zero clips up to the profile's minimum, larger ones split at its maximum."""
+    api: CudaApi
+    _owned: list[tuple[str, Any]]
 
-    backend = "tensorrt"
-
-    def __init__(self, engine_path: str | os.PathLike, contract: ClipContract, *, precision: str = "fp32",
-                 plugin: str | os.PathLike | None = None, cuda: str = "auto",
-                 trt: Any = None, api: CudaApi | None = None,
-                 plugin_creator: tuple[str, str, str] | None = None) -> None:
-        super().__init__(contract, precision=precision, source=str(engine_path))
-        self._owned: list[Any] = []
-        self.api = api or cuda_api(cuda)
-        try:
-            self._setup(Path(engine_path), trt or import_tensorrt(), plugin, plugin_creator)
-        except BaseException:
-            self._close()  # free what was made before the failure
-            raise
-
-    def _setup(self, engine_path: Path, trt: Any, plugin: str | os.PathLike | None,
-               creator: tuple[str, str, str] | None) -> None:
+    def _open(self, engine_path: Path, trt: Any, plugin: str | os.PathLike | None,
+              creator: tuple[str, str, str] | None) -> None:
         self._logger = trt.Logger(trt.Logger.WARNING)
         if plugin is not None:
             # The fused op's creators must be registered before the engine is deserialised.
@@ -237,27 +233,115 @@ class TensorRTClassifier(Classifier):
         if self._context is None:
             raise LvtEdgeError(f"TensorRT could not create an execution context for {engine_path} (out of GPU "
                                "memory? see its log above)")
-        self._in, self._out = self._io_names(engine_path, trt)
+        self._stream = self.api.stream_create()
+
+    def _io_names(self, trt: Any) -> tuple[list[str], list[str]]:
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        return inputs, [n for n in names if n not in inputs]
+
+    def _numpy_dtype(self, trt: Any, name: str, engine_path: Path) -> np.dtype:
+        dtype = self._engine.get_tensor_dtype(name)
+        try:
+            return np.dtype(trt.nptype(dtype))
+        except TypeError as e:
+            raise LvtEdgeError(f"{engine_path}: tensor {name!r} is {dtype}, which numpy cannot hold ({e}); "
+                               "rebuild the engine from this bundle's ONNX (its inputs and outputs are float)") from e
+
+    def _pinned(self, shape: tuple[int, ...], dtype: np.dtype, group: list | None = None) -> np.ndarray:
+        array = self.api.pinned_empty(shape, dtype)
+        self._owned.append(entry := ("host", array))
+        if group is not None:
+            group.append(entry)
+        return array
+
+    def _device(self, nbytes: int, group: list | None = None) -> int:
+        ptr = self.api.malloc(nbytes)
+        self._owned.append(entry := ("device", ptr))
+        if group is not None:
+            group.append(entry)
+        return ptr
+
+    def _bind(self, name: str, ptr: int) -> None:
+        if not self._context.set_tensor_address(name, ptr):
+            raise RuntimeError(f"TensorRT refused the device address of {name!r} in {self.source}")
+
+    def _execute(self, what: str) -> None:
+        if not self._context.execute_async_v3(self.api.stream_handle(self._stream)):
+            raise RuntimeError(f"TensorRT execute_async_v3 failed on {self.source} ({what}); see its log above")
+
+    def _free(self, group: list[tuple[str, Any]]) -> None:
+        """Free a group of `_owned` (newest first), once the stream is done with it."""
+        self.api.stream_synchronize(self._stream)
+        ids = {id(entry) for entry in group}
+        self._owned = [entry for entry in self._owned if id(entry) not in ids]
+        self._free_entries(group)
+
+    def _free_entries(self, entries: list[tuple[str, Any]]) -> None:
+        for kind, obj in reversed(entries):
+            if kind == "device":
+                self.api.free(obj)
+            else:
+                self.api.free_pinned(obj)
+
+    def _close(self) -> None:
+        # Work queued on the stream may still use the buffers: wait for it before freeing them.
+        if hasattr(self, "_stream"):
+            try:
+                self.api.stream_synchronize(self._stream)
+            except Exception:  # a failed stream still has its memory freed below
+                pass
+        # Context before engine before runtime, then the memory they used.
+        for attr in ("_context", "_engine", "_runtime"):
+            if hasattr(self, attr):
+                delattr(self, attr)
+        self._free_entries(self._owned)
+        self._owned.clear()
+        if hasattr(self, "_stream"):
+            self.api.stream_destroy(self._stream)
+            del self._stream
+
+
+# --- the classifier -----------------------------------------------------------------------------
+
+class TensorRTClassifier(EngineRunner, Classifier):
+    """Runs a deserialised engine on one CUDA stream with pinned host buffers.
+
+    A dynamic-batch engine runs batches within its optimisation profile: smaller ones are padded
+    with zero clips up to the profile's minimum, larger ones split at its maximum."""
+
+    backend = "tensorrt"
+
+    def __init__(self, engine_path: str | os.PathLike, contract: ClipContract, *, precision: str = "fp32",
+                 plugin: str | os.PathLike | None = None, cuda: str = "auto",
+                 trt: Any = None, api: CudaApi | None = None,
+                 plugin_creator: tuple[str, str, str] | None = None) -> None:
+        super().__init__(contract, precision=precision, source=str(engine_path))
+        self._owned = []
+        self.api = api or cuda_api(cuda)
+        try:
+            self._setup(Path(engine_path), trt or import_tensorrt(), plugin, plugin_creator)
+        except BaseException:
+            self._close()  # free what was made before the failure
+            raise
+
+    def _setup(self, engine_path: Path, trt: Any, plugin: str | os.PathLike | None,
+               creator: tuple[str, str, str] | None) -> None:
+        self._open(engine_path, trt, plugin, creator)
+        inputs, outputs = self._io_names(trt)
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise LvtEdgeError(f"{engine_path} has inputs {inputs} and outputs {outputs}; an LVT engine has one of each")
+        self._in, self._out = inputs[0], outputs[0]
         self._check_shapes(engine_path)
         in_dtype = self._numpy_dtype(trt, self._in, engine_path)
         out_dtype = self._numpy_dtype(trt, self._out, engine_path)
-        self._stream = self.api.stream_create()
         self._host_in = self._pinned((self.max_batch, *self.contract.input_shape), in_dtype)
         self._host_out = self._pinned((self.max_batch, self.contract.num_classes), out_dtype)
         self._dev_in = self._device(self._host_in.nbytes)
         self._dev_out = self._device(self._host_out.nbytes)
         # Addresses never change: bind them once.
-        for name, ptr in ((self._in, self._dev_in), (self._out, self._dev_out)):
-            if not self._context.set_tensor_address(name, ptr):
-                raise RuntimeError(f"TensorRT refused the device address of {name!r} in {engine_path}")
-
-    def _io_names(self, engine_path: Path, trt: Any) -> tuple[str, str]:
-        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
-        inputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        outputs = [n for n in names if n not in inputs]
-        if len(inputs) != 1 or len(outputs) != 1:
-            raise LvtEdgeError(f"{engine_path} has inputs {inputs} and outputs {outputs}; an LVT engine has one of each")
-        return inputs[0], outputs[0]
+        self._bind(self._in, self._dev_in)
+        self._bind(self._out, self._dev_out)
 
     def _check_shapes(self, engine_path: Path) -> None:
         """Input Bx3xTxHxW and output BxK as the contract says; the batch range of the profile."""
@@ -280,14 +364,6 @@ class TensorRTClassifier(Classifier):
             raise LvtEdgeError(f"{engine_path} has an optimisation profile for batch {self.min_batch}..{self.max_batch}; "
                                + rebuild)
 
-    def _numpy_dtype(self, trt: Any, name: str, engine_path: Path) -> np.dtype:
-        dtype = self._engine.get_tensor_dtype(name)
-        try:
-            return np.dtype(trt.nptype(dtype))
-        except TypeError as e:
-            raise LvtEdgeError(f"{engine_path}: tensor {name!r} is {dtype}, which numpy cannot hold ({e}); "
-                               "rebuild the engine from this bundle's ONNX (its inputs and outputs are float)") from e
-
     @classmethod
     def from_bundle(cls, workdir: str | os.PathLike, data: dict[str, Any], precision: str, *,
                     plugin: str | os.PathLike | None = None, cuda: str = "auto") -> "TensorRTClassifier":
@@ -298,16 +374,6 @@ class TensorRTClassifier(Classifier):
         return cls(engine, B.bundle_contract(data), precision=precision, plugin=lib, trt=trt, api=api,
                    plugin_creator=plugin_creator(entry["tensorrt"]) if lib else None)
 
-    def _pinned(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        array = self.api.pinned_empty(shape, dtype)
-        self._owned.append(("host", array))
-        return array
-
-    def _device(self, nbytes: int) -> int:
-        ptr = self.api.malloc(nbytes)
-        self._owned.append(("device", ptr))
-        return ptr
-
     def _logits(self, batch: np.ndarray) -> np.ndarray:
         n = len(batch)
         rows = self.max_batch if self._static else max(n, self.min_batch)  # pad up to what the engine takes
@@ -317,29 +383,7 @@ class TensorRTClassifier(Classifier):
             raise RuntimeError(f"TensorRT refused input shape {(rows, *self.contract.input_shape)} for {self.source} "
                                f"(profile batch {self.min_batch}..{self.max_batch})")
         self.api.memcpy_htod_async(self._dev_in, self._host_in[:rows], self._stream)
-        if not self._context.execute_async_v3(self.api.stream_handle(self._stream)):
-            raise RuntimeError(f"TensorRT execute_async_v3 failed on {self.source} (batch {rows}); see its log above")
+        self._execute(f"batch {rows}")
         self.api.memcpy_dtoh_async(self._host_out[:rows], self._dev_out, self._stream)
         self.api.stream_synchronize(self._stream)
         return self._host_out[:n].astype(np.float32)  # a copy: the pinned buffer is reused
-
-    def _close(self) -> None:
-        # Work queued on the stream may still use the buffers: wait for it before freeing them.
-        if hasattr(self, "_stream"):
-            try:
-                self.api.stream_synchronize(self._stream)
-            except Exception:  # a failed stream still has its memory freed below
-                pass
-        # Context before engine before runtime, then the memory they used.
-        for attr in ("_context", "_engine", "_runtime"):
-            if hasattr(self, attr):
-                delattr(self, attr)
-        for kind, obj in reversed(self._owned):
-            if kind == "device":
-                self.api.free(obj)
-            else:
-                self.api.free_pinned(obj)
-        self._owned.clear()
-        if hasattr(self, "_stream"):
-            self.api.stream_destroy(self._stream)
-            del self._stream

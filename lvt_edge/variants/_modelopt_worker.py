@@ -2,8 +2,9 @@
 
 modelopt's `quantize()` patches onnxruntime's calibrators for the rest of the process, so
 `lvt_edge.variants.quantize` starts this module with `python -m` and one JSON job file:
-{"onnx", "output", "calibration" (.npy of preprocessed clips), "input", "method",
-"op_types", "exclude", "batch"}.
+{"onnx", "output", "calibration", "input", "inputs", "method", "op_types", "exclude",
+"batch"}. "calibration" is an .npy of preprocessed clips for the one input `input`, or an .npz
+with one array per name in `inputs` (a step model's frame and state), one row per sample.
 
 The parent starts it in its own process group with PR_SET_PDEATHSIG; the worker also exits
 at once if its parent is already gone (it died before the death signal was armed).
@@ -35,13 +36,19 @@ def main(argv: list[str]) -> int:
     import numpy as np
     from modelopt.onnx.quantization import quantize
 
-    clips = np.load(job["calibration"])
-    shape = "x".join(str(d) for d in (min(job["batch"], len(clips)), *clips.shape[1:]))
+    if job["calibration"].endswith(".npz"):
+        with np.load(job["calibration"]) as f:
+            data = {name: f[name] for name in job["inputs"]}
+    else:
+        data = {job["input"]: np.load(job["calibration"])}
+    rows = len(next(iter(data.values())))
+    shapes = ",".join(f"{name}:" + "x".join(str(d) for d in (min(job["batch"], rows), *a.shape[1:]))
+                      for name, a in data.items())
     quantize(
         job["onnx"],
         quantize_mode="int8",
-        calibration_data={job["input"]: clips},
-        calibration_shapes=f"{job['input']}:{shape}",
+        calibration_data=data,
+        calibration_shapes=shapes,
         calibration_method=job["method"],
         # CPU only; fp32 high precision and DQ-only weights run fastest on ORT CPU and the
         # default fp16 path needs TensorRT for graphs with custom-domain nodes.

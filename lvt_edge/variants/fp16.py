@@ -15,7 +15,8 @@ Policy for what stays fp32 (each kept node is recorded in bundle.json with its r
 - "fused": a fused node whose ONNX function takes float32 only (a model exported by an older
   lvt_edge) keeps float32 I/O; re-exporting gives it float16 I/O.
 - "excluded": the node's name matched --exclude.
-Graph inputs and outputs stay fp32 (keep_io_types), so callers see no difference.
+Graph inputs and outputs stay fp32 (keep_io_types), so callers see no difference; a caller can ask
+for groups of them (a step model's carried state) in float16 where that changes no value.
 """
 
 from __future__ import annotations
@@ -49,9 +50,14 @@ class FusedFp32Warning(LvtEdgeWarning):
     """The fused nodes keep float32 I/O in an fp16 build because their ONNX function takes fp32 only."""
 
 
-def tensor_ranges(model: onnx.ModelProto, clips: np.ndarray, *, progress: bool = True) -> dict[str, dict[str, float]]:
-    """Run the fp32 model on `clips` (batch 1) with every float node output exposed; per tensor:
-    absmax and the fraction of nonzero values below fp16's smallest normal number."""
+def tensor_ranges(model: onnx.ModelProto, samples: np.ndarray | dict[str, np.ndarray], *,
+                  progress: bool = True) -> dict[str, dict[str, float]]:
+    """Run the fp32 model with every float node output exposed; per tensor: absmax and the
+    fraction of nonzero values below fp16's smallest normal number.
+
+    `samples`: clips (N x 3 x T x H x W) for a model with one input, each run as a batch of one;
+    or, for a model with several inputs (a step model: frame and state), input name -> array
+    with one row per sample."""
     import onnxruntime as ort
     from lvt_edge.console import bar
 
@@ -66,9 +72,9 @@ def tensor_ranges(model: onnx.ModelProto, clips: np.ndarray, *, progress: bool =
     absmax = dict.fromkeys(names, 0.0)
     tiny = dict.fromkeys(names, 0)
     nonzero = dict.fromkeys(names, 0)
-    feed_name = input_name(model)
-    for clip in bar(clips[:RANGE_CLIPS], "fp16 ranges", "clip", enabled=progress):
-        for name, value in zip(names, session.run(None, {feed_name: clip[None]})):
+    feeds = list(_range_feeds(model, samples))
+    for feed in bar(feeds, "fp16 ranges", "clip" if isinstance(samples, np.ndarray) else "sample", enabled=progress):
+        for name, value in zip(names, session.run(None, feed)):
             a = np.abs(np.asarray(value, np.float32))
             if a.size == 0:
                 continue
@@ -78,6 +84,37 @@ def tensor_ranges(model: onnx.ModelProto, clips: np.ndarray, *, progress: bool =
             tiny[name] += int((nz < FP16_MIN_NORMAL).sum())
     return {n: {"absmax": absmax[n], "underflow_fraction": tiny[n] / nonzero[n] if nonzero[n] else 0.0}
             for n in names}
+
+
+def _range_feeds(model: onnx.ModelProto, samples: np.ndarray | dict[str, np.ndarray]):
+    """Up to RANGE_CLIPS batch-1 feeds: the first clips, or rows spread over a dict's samples
+    (a step model's rows run clip by clip, so the first ones would all be one clip's)."""
+    if not isinstance(samples, dict):
+        feed_name = input_name(model)
+        for clip in samples[:RANGE_CLIPS]:
+            yield {feed_name: clip[None]}
+        return
+    rows = sample_count(model, samples)
+    for i in np.unique(np.linspace(0, rows - 1, min(rows, RANGE_CLIPS)).round().astype(int)):
+        yield {k: v[i : i + 1] for k, v in samples.items()}
+
+
+def sample_count(model: onnx.ModelProto, samples: np.ndarray | dict[str, np.ndarray]) -> int:
+    """Calibration samples in `samples`, checked against the model's inputs: an array for a model
+    with one input, else a dict with every input and as many rows in each."""
+    inits = {i.name for i in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in inits]
+    if not isinstance(samples, dict):
+        input_name(model)  # one input only
+        return len(samples)
+    if sorted(samples) != sorted(names):
+        raise LvtEdgeError(f"calibration data has inputs {sorted(samples)}, the model takes {sorted(names)}; "
+                           "pass one array per model input")
+    rows = {len(v) for v in samples.values()}
+    if len(rows) != 1:
+        raise LvtEdgeError(f"calibration inputs have different sample counts {sorted(rows)}; give each input "
+                           "one row per sample")
+    return rows.pop()
 
 
 def _expose_float_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -122,16 +159,24 @@ def fp32_nodes(model: onnx.ModelProto, ranges: dict[str, dict[str, float]],
     return keep
 
 
-def fp16_onnx_from_onnx(src: str | os.PathLike, dst: str | os.PathLike, clips: np.ndarray, *,
-                        exclude: Sequence[str] = (), progress: bool = True) -> dict[str, Any]:
+def fp16_onnx_from_onnx(src: str | os.PathLike, dst: str | os.PathLike, clips: np.ndarray | dict[str, np.ndarray], *,
+                        exclude: Sequence[str] = (), fp16_io: Sequence[Sequence[str]] = (),
+                        progress: bool = True) -> dict[str, Any]:
     """Convert the fp32 ONNX `src` to fp16 at `dst`, keeping the nodes `fp32_nodes` names in fp32.
-    Returns what the bundle records about it."""
+    Returns what the bundle records about it.
+
+    clips: calibration samples as `tensor_ranges` takes them. fp16_io: groups of graph input and
+    output names (a carried state's input and output) that become float16 together where that
+    changes no value: the converted graph already rounds every one of them to float16 right
+    behind the input, or right before the output. Other graph I/O stays float32; the result's
+    `io_dtypes` says which is which."""
     from onnxconverter_common import float16
 
-    if len(clips) == 0:
-        raise LvtEdgeError("no calibration clips; pass a clip set with --calib")
     source = onnx.load(str(src))
+    if sample_count(source, clips) == 0:
+        raise LvtEdgeError("no calibration clips; pass a clip set with --calib")
     _name_nodes(source)
+    _explicit_zeros(source)
     ranges = tensor_ranges(source, clips, progress=progress)
     keep = fp32_nodes(source, ranges, check_exclude(exclude))
     if "fused" in keep.values():
@@ -139,15 +184,17 @@ def fp16_onnx_from_onnx(src: str | os.PathLike, dst: str | os.PathLike, clips: n
                       "exported by an older lvt_edge and takes float32 only, so TensorRT would not reach the "
                       "plugin's fp16 kernel; re-run `lvt-edge export` and build again", FusedFp32Warning,
                       stacklevel=2)
-    fp16_io = [n.name for n in fused_nodes(source) if n.name not in keep]
+    fp16_io_nodes = [n.name for n in fused_nodes(source) if n.name not in keep]
     _, op_type = fused_op()
     # The converter must not touch the fused nodes (it would turn their gate initializers into
     # float16); it puts casts around them, which _give_fp16_io then takes back.
     converted = float16.convert_float_to_float16(
         source, keep_io_types=True, max_finite_val=FP16_MAX,
-        op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, op_type], node_block_list=[*keep, *fp16_io],
+        op_block_list=[*float16.DEFAULT_OP_BLOCK_LIST, op_type], node_block_list=[*keep, *fp16_io_nodes],
     )
-    _give_fp16_io(converted, fp16_io)
+    _keep_float_outputs(converted, source)
+    _give_fp16_io(converted, fp16_io_nodes)
+    io_dtypes = _give_graph_fp16_io(converted, fp16_io)
     fused = check_fused_intact(source, converted, "FP16 conversion")
     set_metadata(converted, {B.META_PRECISION: "fp16"})
     with atomic_path(dst) as tmp:
@@ -157,14 +204,108 @@ def fp16_onnx_from_onnx(src: str | os.PathLike, dst: str | os.PathLike, clips: n
         reasons[why] = reasons.get(why, 0) + 1
     return {
         "converter": "onnxconverter-common float16, keep_io_types",
-        "calibration_clips": int(min(len(clips), RANGE_CLIPS)),
+        "calibration_clips": int(min(sample_count(source, clips), RANGE_CLIPS)),
         "policy": {"overflow_margin": OVERFLOW_MARGIN, "underflow_fraction": UNDERFLOW_FRACTION,
                    "fp32_ops": list(REDUCTION_OPS), "fused_io": FUSED_IO},
         "fp32_nodes": keep,
         "fp32_reasons": reasons,
         "fused_nodes": fused,
-        "fp16_io_nodes": fp16_io,
+        "fp16_io_nodes": fp16_io_nodes,
+        "io_dtypes": io_dtypes,
     }
+
+
+def _keep_float_outputs(model: onnx.ModelProto, source: onnx.ModelProto) -> None:
+    """keep_io_types, also for outputs written by a node kept in float32: the converter casts such
+    a node's outputs to float16 as if a float16 node read them, and a graph output among them
+    turns float16 (a step model's state behind a Slice kept for underflow). That Cast goes and
+    the node writes its float32 output itself."""
+    graph = model.graph
+    f32 = onnx.TensorProto.FLOAT
+    wanted = {o.name for o in source.graph.output if o.type.tensor_type.elem_type == f32}
+    producer = {o: n for n in graph.node for o in n.output}
+    types = {v.name: v.type.tensor_type.elem_type for v in graph.value_info}
+    dropped = set()
+    for out in graph.output:
+        cast = producer.get(out.name)
+        if out.name not in wanted or out.type.tensor_type.elem_type == f32 or cast is None or cast.op_type != "Cast":
+            continue
+        out.type.tensor_type.elem_type = f32
+        full = cast.input[0]
+        if types.get(full, f32) != f32 or not cast.name or full in {i.name for i in graph.input}:
+            cast.attribute[:] = [onnx.helper.make_attribute("to", f32)]
+            continue
+        for n in graph.node:
+            n.output[:] = [out.name if o == full else o for o in n.output]
+        _rename_input(graph, full, out.name)
+        dropped.add(cast.name)
+    if dropped:
+        nodes = [n for n in graph.node if not (n.op_type == "Cast" and n.name in dropped)]
+        del graph.node[:]
+        graph.node.extend(nodes)
+        outputs = {o.name for o in graph.output}
+        keep_info = [v for v in graph.value_info if v.name not in outputs]
+        del graph.value_info[:]
+        graph.value_info.extend(keep_info)
+
+
+def _give_graph_fp16_io(model: onnx.ModelProto, groups: Sequence[Sequence[str]]) -> dict[str, str]:
+    """Make each group of graph inputs/outputs float16 where keep_io_types only put a Cast
+    between it and float16 (an input read by Casts to float16 alone; an output written by a
+    Cast to float32 of a float16 tensor): those Casts go, so no value changes. A group with one
+    member that does not qualify stays float32 whole. Returns every graph I/O's dtype."""
+    graph = model.graph
+    f32, f16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
+    types = {v.name: v.type.tensor_type.elem_type for v in [*graph.value_info, *graph.input, *graph.output]}
+    producer = {o: n for n in graph.node for o in n.output}
+    inputs = {i.name: i for i in graph.input}
+    outputs = {o.name: o for o in graph.output}
+
+    def readers(name: str) -> list[onnx.NodeProto]:
+        return [n for n in graph.node if name in n.input]
+
+    def lossless(name: str) -> bool:
+        if name in inputs:
+            users = readers(name)
+            return (types.get(name) == f32 and bool(users) and name not in outputs
+                    and all(n.op_type == "Cast" and cast_to(n) == f16 and n.name for n in users))
+        if name in outputs:
+            up = producer.get(name)
+            return (up is not None and up.op_type == "Cast" and cast_to(up) == f32 and bool(up.name)
+                    and types.get(up.input[0]) == f16 and up.input[0] not in inputs and up.input[0] not in outputs)
+        raise ValueError(f"{name} is not a graph input or output")
+
+    dropped: set[str] = set()  # Cast names (the converter names its Casts, uniquely)
+    for group in groups:
+        if not all(lossless(n) for n in group):
+            continue
+        for name in group:
+            if name in inputs:
+                for cast in readers(name):
+                    _rename_input(graph, cast.output[0], name)
+                    dropped.add(cast.name)
+                inputs[name].type.tensor_type.elem_type = f16
+            else:
+                cast = producer[name]
+                half = cast.input[0]
+                for n in graph.node:
+                    n.output[:] = [name if o == half else o for o in n.output]
+                _rename_input(graph, half, name)
+                for v in graph.value_info:
+                    if v.name == half:
+                        v.name = name
+                dropped.add(cast.name)
+                outputs[name].type.tensor_type.elem_type = f16
+    nodes = [n for n in graph.node if not (n.op_type == "Cast" and n.name in dropped)]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    # a renamed tensor's value_info would repeat the graph output's
+    keep_info = [v for v in graph.value_info if v.name not in outputs]
+    del graph.value_info[:]
+    graph.value_info.extend(keep_info)
+    inits = {i.name for i in graph.initializer}
+    return {v.name: onnx.helper.tensor_dtype_to_np_dtype(v.type.tensor_type.elem_type).name
+            for v in [*graph.input, *graph.output] if v.name not in inits}
 
 
 def _give_fp16_io(model: onnx.ModelProto, names: Sequence[str]) -> None:
@@ -257,6 +398,16 @@ def _rename_input(graph: onnx.GraphProto, old: str, new: str) -> None:
         for i, x in enumerate(node.input):
             if x == old:
                 node.input[i] = new
+
+
+def _explicit_zeros(model: onnx.ModelProto) -> None:
+    """Give each ConstantOfShape without a `value` its default one (float32 0) written out: the
+    converter marks such a node's output float16 but cannot retype a value that is not there, so
+    ONNX Runtime refused the result (the causal clip model's zero padding)."""
+    zero = onnx.helper.make_tensor("value", onnx.TensorProto.FLOAT, [1], [0.0])
+    for node in model.graph.node:
+        if node.op_type == "ConstantOfShape" and not any(a.name == "value" for a in node.attribute):
+            node.attribute.append(onnx.helper.make_attribute("value", zero))
 
 
 def _name_nodes(model: onnx.ModelProto) -> None:

@@ -1,6 +1,7 @@
 """`build_bundle`: an exported model -> fp32 / fp16 / int8 variants for a target, calibrated,
-cached, verified on held-out clips, recorded in bundle.json. `build_engines`: TensorRT engines
-for the ONNX variants a bundle already has, verified against ONNX Runtime."""
+cached, verified on held-out clips, recorded in bundle.json (a causal model's step model too).
+`build_engines`: TensorRT engines for the ONNX variants a bundle already has, verified against
+ONNX Runtime (and a causal bundle's step engines)."""
 
 from __future__ import annotations
 
@@ -225,10 +226,21 @@ def _build_locked(workdir, precisions, tgt, calib, calib_size, settings, plugin,
         _build_engines(workdir, precisions, contract, plugin, no_plugin, batch, log)
 
     eval_set = _eval_set(workdir, calib, calib_set, subset, eval_clips, eval_size, progress)
+    held = None
     if eval_set is not None:
         clips, labels = _verify(workdir, precisions, eval_set, contract, latency_rounds, progress, log)
+        held = (clips, labels, C.describe(eval_set))
         if tgt.name == "tensorrt":
             _verify_engines(workdir, precisions, clips, labels, C.describe(eval_set), log)
+    step_precisions = [p for p in precisions if p in CALIBRATED]
+    if step_precisions and data.get("step"):
+        from lvt_edge.variants.step import build_step_variants
+
+        # a causal model streams with its step model: it gets the same precisions (ONNX Runtime)
+        build_step_variants(workdir, step_precisions, subset, calibration_clips, held, settings, cache, force,
+                            _update_bundle, log, progress)
+    if tgt.name == "tensorrt" and data.get("step"):
+        _build_step_engines(workdir, precisions, plugin, no_plugin, batch, log)
     return B.read_bundle(workdir)
 
 
@@ -268,8 +280,11 @@ def build_engines(
             entry = B.variant(data, p, workdir)
             checked_file(workdir, entry["onnx"], entry.get("sha256"), what=f"{p} ONNX model",
                          rebuild=B.rebuild_command(workdir, p))
+        steps = _step_entries(workdir, data, precisions)
         contract = B.bundle_contract(data)
         _build_engines(workdir, precisions, contract, plugin, no_plugin, batch, log)
+        if steps:
+            _build_step_engines(workdir, precisions, plugin, no_plugin, batch, log)
         if eval_size > 0:
             eval_set = (C.open_calibration_set(eval_clips).subset(eval_size, C.CALIB_SEED) if eval_clips is not None
                         else C.synthetic_clipset(workdir, split="test", num=eval_size, seed=C.EVAL_SEED,
@@ -343,6 +358,34 @@ def _build_engines(workdir, precisions, contract, plugin, no_plugin, batch, log)
         engine = engine_from_onnx(workdir / entry["onnx"], workdir / B.engine_name(p), contract,
                                   workdir=workdir, plugin=plugin, use_plugin=not no_plugin, batch=batch, log=log)
         _update_bundle(workdir, lambda data, p=p, engine=engine: data["variants"][p].update(tensorrt=engine))
+
+
+def _step_entries(workdir: Path, data: dict[str, Any], precisions: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The step entry of each precision of a causal bundle (none for a window model), its ONNX
+    file checked, so a missing step variant fails before any engine is built."""
+    from lvt_edge.runtime.files import checked_file
+    from lvt_edge.runtime.stream import has_step, step_variant
+
+    if not has_step(data):
+        return {}
+    entries = {p: step_variant(data, p, workdir) for p in precisions}
+    for p, entry in entries.items():
+        checked_file(workdir, entry["onnx"], entry.get("sha256"), what=f"{p} step ONNX file",
+                     rebuild=B.rebuild_command(workdir, p))
+    return entries
+
+
+def _build_step_engines(workdir, precisions, plugin, no_plugin, batch, log) -> None:
+    """One step engine per precision, from the step ONNX of that precision, recorded under
+    bundle.json's step["engines"]."""
+    from lvt_edge.variants.tensorrt import step_engine_from_onnx
+
+    for p, entry in _step_entries(workdir, B.read_bundle(workdir), precisions).items():
+        log(f"{p} step model: building the TensorRT engine")
+        rec = step_engine_from_onnx(workdir, p, entry, plugin=plugin, use_plugin=not no_plugin, batch=batch,
+                                    log=log)
+        rec["onnx_sha256"] = entry["sha256"]  # a step variant rebuilt later drops this record
+        _update_bundle(workdir, lambda data, p=p, rec=rec: data["step"].setdefault("engines", {}).__setitem__(p, rec))
 
 
 def _eval_set(workdir, calib, calib_set, subset, eval_clips, eval_size, progress):

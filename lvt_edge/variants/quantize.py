@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 
 from lvt_edge import bundle as B
+from lvt_edge.variants.fp16 import sample_count
 from lvt_edge.variants.graph import QDQ_OPS, check_exclude, check_fused_intact, input_name, op_counts, set_metadata
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import atomic_path
@@ -53,33 +54,43 @@ def modelopt_version() -> str:
 def qdq_onnx_from_onnx(
     src: str | os.PathLike,
     dst: str | os.PathLike,
-    clips: np.ndarray,
+    clips: np.ndarray | dict[str, np.ndarray],
     *,
     method: str = "entropy",
     op_types: Sequence[str] = DEFAULT_OP_TYPES,
     exclude: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Quantize the fp32 ONNX `src` to `dst` with calibration `clips` (N x 3 x T x H x W, already
-    preprocessed by the clip contract). Returns what the bundle records about it."""
+    preprocessed by the clip contract), or, for a model with several inputs (a step model: frame
+    and carried state), input name -> array with one row per sample. Returns what the bundle
+    records about it."""
     if method not in METHODS:
         raise LvtEdgeError(f"unknown calibration method {method!r}; choose one of {', '.join(METHODS)}")
-    if len(clips) == 0:
+    source = onnx.load(str(src))
+    samples = sample_count(source, clips)
+    if samples == 0:
         raise LvtEdgeError("no calibration clips; pass a clip set with --calib")
     exclude = check_exclude(exclude)
     version = modelopt_version()
-    source = onnx.load(str(src))
     dst = Path(dst)
     with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=dst.parent) as tmp:
         tmp = Path(tmp)
-        np.save(tmp / "calib.npy", np.ascontiguousarray(clips, np.float32))
+        if isinstance(clips, dict):
+            calibration = tmp / "calib.npz"
+            np.savez(calibration, **{k: np.ascontiguousarray(v, np.float32) for k, v in clips.items()})
+            inputs = sorted(clips)
+        else:
+            calibration = tmp / "calib.npy"
+            np.save(calibration, np.ascontiguousarray(clips, np.float32))
+            inputs = [input_name(source)]
         # modelopt rewrites the file it is given (names, shapes): hand it a copy.
         shutil.copyfile(src, tmp / "model.onnx")
         out = tmp / "model.int8.onnx"
-        job = {"onnx": str(tmp / "model.onnx"), "output": str(out), "calibration": str(tmp / "calib.npy"),
-               "input": input_name(source), "method": method, "op_types": list(op_types),
-               "exclude": exclude, "batch": CALIBRATION_BATCH if _dynamic_batch(source) else 1}
+        job = {"onnx": str(tmp / "model.onnx"), "output": str(out), "calibration": str(calibration),
+               "input": inputs[0], "inputs": inputs, "method": method, "op_types": list(op_types),
+               "exclude": exclude, "batch": CALIBRATION_BATCH if _dynamic_batch(source, inputs) else 1}
         (tmp / "job.json").write_text(json.dumps(job))
-        _run_worker(tmp / "job.json", tmp / "modelopt.log", clips=len(clips))
+        _run_worker(tmp / "job.json", tmp / "modelopt.log", clips=samples)
         if not out.is_file():
             raise RuntimeError(f"modelopt finished without writing {out}; see its log above")
         model = onnx.load(str(out))
@@ -101,16 +112,16 @@ def qdq_onnx_from_onnx(
         "method": method,
         "op_types": list(op_types),
         "exclude": exclude,
-        "calibration_clips": int(len(clips)),
+        "calibration_clips": int(samples),
         "qdq_nodes": {op: counts.get(op, 0) for op in QDQ_OPS},
         "fused_nodes": fused,
     }
 
 
-def _dynamic_batch(model: onnx.ModelProto) -> bool:
-    name = input_name(model)
-    inp = next(i for i in model.graph.input if i.name == name)
-    return not inp.type.tensor_type.shape.dim[0].HasField("dim_value")
+def _dynamic_batch(model: onnx.ModelProto, names: Sequence[str]) -> bool:
+    """Whether every input in `names` has a free first (batch) axis."""
+    dims = {i.name: i.type.tensor_type.shape.dim for i in model.graph.input}
+    return all(not dims[n][0].HasField("dim_value") for n in names)
 
 
 def _worker_env() -> dict[str, str]:
@@ -149,7 +160,7 @@ def _wait_showing_progress(proc: subprocess.Popen, log: Path, clips: int) -> int
     (ModelOpt reports stages, not a count, so the bar cannot show a fraction)."""
     from lvt_edge import console
 
-    desc = f"int8 calibration ({clips} clips, ModelOpt)" if clips else "int8 calibration (ModelOpt)"
+    desc = f"int8 calibration ({clips} samples, ModelOpt)" if clips else "int8 calibration (ModelOpt)"
     with console.bar(total=None, desc=desc, unit="s", bar_format="{desc}: {elapsed}{postfix}") as bar:
         while True:
             try:

@@ -5,9 +5,10 @@ fp16 tensors), never from builder flags. The one exception is TF32, on by defaul
 an "fp32" engine keeps float32 tensors, but its matrix products may round their inputs to TF32 on
 Ampere and later GPUs (Orin included); the record says whether it was allowed.
 
-`import tensorrt` happens only in `engine_from_onnx`; everything before it (ONNX preparation,
-plugin lookup, profile shapes) is plain Python. Every result TensorRT reports failure through
-(None, False, -1) is checked, and nothing after the engine is written can fail the build.
+`import tensorrt` happens only inside the builds (`engine_from_onnx`, `step_engine_from_onnx`);
+everything before it (ONNX preparation, plugin lookup, profile shapes) is plain Python. Every
+result TensorRT reports failure through (None, False, -1) is checked, and nothing after the
+engine is written can fail the build.
 """
 
 from __future__ import annotations
@@ -18,15 +19,19 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import onnx
 
+from lvt_edge import bundle as B
 from lvt_edge.variants import plugin as P
 from lvt_edge.variants.graph import fused_nodes, fused_op, input_name
 from lvt_edge.contract import ClipContract
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import atomic_path, sha256_file, write_bytes_atomic
+
+if TYPE_CHECKING:
+    from lvt_edge.runtime.trt_step import StepIO
 
 PLUGIN_BUILD = P.PLUGIN_BUILD
 TIMING_CACHE_DIR = "timing-cache"  # inside the bundle, one file per TensorRT release and GPU
@@ -263,6 +268,97 @@ def engine_from_onnx(
 
     tf32: let TensorRT run float32 matrix products in TF32 (its default; 10-bit mantissa inputs on
     Ampere and later GPUs, Orin included). False keeps them in full float32, slower."""
+    model = onnx.load(str(onnx_path), load_external_data=False)  # the parser reads external data via `path`
+    return _engine(onnx_path, engine_path, model, {input_name(model): profile_shapes(contract, batch)},
+                   fused=len(fused_nodes(model)), workdir=workdir, plugin=plugin, use_plugin=use_plugin, batch=batch,
+                   tf32=tf32, log=log, desc=f"engine {Path(engine_path).name.split('.')[1]}")
+
+
+def step_engine_name(precision: str) -> str:
+    return f"model.step.{precision}.engine"
+
+
+def step_profile_shapes(step: dict[str, Any], batch: tuple[int, int, int]) -> dict[str, tuple[tuple[int, ...], ...]]:
+    """(min, opt, max) shapes of every input of the step model (the frame and each state tensor):
+    one batch range, the streams carried side by side, for all of them."""
+    from lvt_edge.runtime.trt_step import step_io
+
+    return {name: tuple((b, *shape) for b in batch) for name, shape in step_io(step).inputs.items()}
+
+
+def step_engine_from_onnx(
+    workdir: str | os.PathLike,
+    precision: str,
+    step: dict[str, Any],
+    onnx_path: str | os.PathLike | None = None,
+    *,
+    plugin: str | os.PathLike | None = None,
+    use_plugin: bool = True,
+    batch: tuple[int, int, int] = (1, 1, 8),
+    tf32: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Build the step model's engine (`model.step.<precision>.engine` in `workdir`) from the step
+    ONNX that `step` describes (`onnx_path`, default: the file it names); returns the record for
+    bundle.json's step["engines"][precision].
+
+    step: bundle.json's step entry for `precision` (`lvt_edge.runtime.stream.step_variant`).
+    batch: the streams range (min, opt, max) of the one optimisation profile, which covers the
+    frame and every state input alike."""
+    from lvt_edge.runtime.trt_step import step_io
+
+    rebuild = f"remake it with `{B.rebuild_command(workdir, precision)}`"
+    onnx_path = Path(workdir) / step["onnx"] if onnx_path is None else onnx_path
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    problems = step_onnx_problems(model, step_io(step))
+    if problems:
+        raise LvtEdgeError(f"{onnx_path} does not have the inputs and outputs bundle.json's step entry describes: "
+                           f"{'; '.join(problems)}; {rebuild}")
+    fused = len(fused_nodes(model))
+    expected = step.get("ffla_nodes", fused)
+    if fused != expected:
+        raise LvtEdgeError(f"{onnx_path} holds {fused} fused {'::'.join(fused_op())} nodes, bundle.json's step entry "
+                           f"records {expected}: it is not the step model this bundle exported; {rebuild}")
+    engine_path = Path(workdir) / step_engine_name(precision)
+    rec = _engine(onnx_path, engine_path, model, step_profile_shapes(step, batch), fused=fused, workdir=workdir,
+                  plugin=plugin, use_plugin=use_plugin, batch=batch, tf32=tf32, log=log,
+                  desc=f"step engine {precision}")
+    return {**rec, "onnx": Path(onnx_path).name}
+
+
+def step_onnx_problems(model: onnx.ModelProto, io: StepIO) -> list[str]:
+    """How the step graph's inputs and outputs differ from `io` (`lvt_edge.runtime.trt_step.step_io`)."""
+    weights = {i.name for i in model.graph.initializer}
+    graph = {"input": {v.name: _dims(v) for v in model.graph.input if v.name not in weights},
+             "output": {v.name: _dims(v) for v in model.graph.output}}
+    problems = []
+    for what, want in (("input", io.inputs), ("output", io.outputs)):
+        have = graph[what]
+        problems += [f"an extra {what} {name!r}" for name in have if name not in want]
+        for name, shape in want.items():
+            dims = have.get(name)
+            if dims is None:
+                problems.append(f"no {what} {name!r}")
+            elif len(dims) != len(shape) + 1 or any(None not in (d, w) and d != w for d, w in zip(dims[1:], shape)):
+                problems.append(f"{what} {name!r} is {_shape_text(dims)}, the entry says {_shape_text([None, *shape])}")
+    return problems
+
+
+def _shape_text(dims: list[int | None]) -> str:
+    return "x".join("?" if d is None else str(d) for d in dims)
+
+
+def _dims(value_info: onnx.ValueInfoProto) -> list[int | None]:
+    return [d.dim_value if d.HasField("dim_value") else None for d in value_info.type.tensor_type.shape.dim]
+
+
+def _engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, model: onnx.ModelProto,
+            shapes: dict[str, tuple[tuple[int, ...], ...]], *, fused: int, workdir: str | os.PathLike,
+            plugin: str | os.PathLike | None, use_plugin: bool, batch: tuple[int, int, int], tf32: bool,
+            log: Callable[[str], None] | None, desc: str) -> dict[str, Any]:
+    """The build both engines share: parse `model` (loaded from `onnx_path`) with the plugin for its
+    `fused` nodes, one optimisation profile of `shapes` (input -> (min, opt, max)), the timing cache,
+    progress bars; writes `engine_path` and returns its record."""
     from lvt_edge.export.node import OP_TYPE, PLUGIN_NAMESPACE, PLUGIN_VERSION
     from lvt_edge.runtime.cuda import cuda_api
     from lvt_edge.runtime.trt import import_tensorrt, load_plugin
@@ -271,8 +367,6 @@ def engine_from_onnx(
     trt = import_tensorrt()
     api = cuda_api()  # before the long build: a missing binding or driver fails now
     gpu, cc = api.device_name(), api.compute_capability()
-    model = onnx.load(str(onnx_path), load_external_data=False)  # the parser reads external data via `path`
-    fused = len(fused_nodes(model))
     lib = find_plugin(plugin, trt.__version__) if use_plugin and fused else None
     if lib is not None:
         load_plugin(trt, lib, (OP_TYPE, PLUGIN_VERSION, PLUGIN_NAMESPACE))
@@ -288,7 +382,8 @@ def engine_from_onnx(
     _check_plugin_layers(found, fused if lib is not None else 0, lib, trt.__version__)
     config = builder.create_builder_config()
     profile = builder.create_optimization_profile()
-    profile.set_shape(input_name(model), *profile_shapes(contract, batch))
+    for name, (low, opt, high) in shapes.items():
+        profile.set_shape(name, low, opt, high)
     if config.add_optimization_profile(profile) < 0:
         raise LvtEdgeError(f"TensorRT refused the optimisation profile batch {':'.join(map(str, batch))} for "
                            f"{onnx_path}; check the model's input shape")
@@ -296,7 +391,7 @@ def engine_from_onnx(
         config.clear_flag(trt.BuilderFlag.TF32)
     cache_path = timing_cache_path(workdir, trt.__version__, gpu, cc)
     attach_timing_cache(config, cache_path, log)
-    monitor = attach_progress(trt, config, f"engine {Path(engine_path).name.split('.')[1]}")
+    monitor = attach_progress(trt, config, desc)
     try:
         serialized = builder.build_serialized_network(network, config)
     finally:

@@ -59,8 +59,8 @@ def test_verification_failure_writes_nothing(tmp_path, test_ckpt, monkeypatch):
 def test_missing_demo_model(tmp_path, monkeypatch):
     import lvt_edge.demo as demo
 
-    monkeypatch.setattr(demo, "DEMO_CHECKPOINT", tmp_path / "absent")
-    with pytest.raises(LvtEdgeError, match="demo model is missing"):
+    monkeypatch.setattr(demo, "ASSETS", tmp_path / "absent")
+    with pytest.raises(LvtEdgeError, match="bundled model 'demo' is missing.*reinstall"):
         onnx_from_checkpoint(None, tmp_path / "out")
 
 

@@ -112,3 +112,84 @@ def test_a_window_export_into_the_folder_removes_the_old_step(tmp_path, causal_b
     assert (work / STEP_ONNX).is_file() and "step" in read_bundle(work)
     onnx_from_checkpoint(test_ckpt, work)
     assert not (work / STEP_ONNX).exists() and "step" not in read_bundle(work)
+
+
+def _fake_step_builds(workdir):
+    """Record an fp16 step variant and fp32 / fp16 step engines of the current model.step.onnx, as
+    `lvt-edge build --target tensorrt` would."""
+    from lvt_edge.bundle import write_bundle
+    from lvt_edge.io import sha256_file
+
+    data = read_bundle(workdir)
+    step = data["step"]
+    variant = workdir / "model.step.fp16.onnx"
+    variant.write_bytes(b"fp16 step of " + (workdir / STEP_ONNX).read_bytes()[:64])
+    step["variants"] = {"fp16": {"precision": "fp16", "onnx": variant.name, "sha256": sha256_file(variant),
+                                 "fp32_sha256": step["sha256"], "frame": step["frame"], "state": step["state"]}}
+    step["engines"] = {}
+    for p, built_from in (("fp32", STEP_ONNX), ("fp16", variant.name)):
+        engine = workdir / f"model.step.{p}.engine"
+        engine.write_bytes(b"engine " + p.encode())
+        step["engines"][p] = {"engine": engine.name, "sha256": sha256_file(engine), "onnx": built_from,
+                              "onnx_sha256": sha256_file(workdir / built_from)}
+    write_bundle(workdir, data)
+    return ["model.step.fp16.onnx", "model.step.fp32.engine", "model.step.fp16.engine"]
+
+
+def test_a_reexport_keeps_step_builds_of_the_same_step_model_and_removes_the_others(
+        tmp_path, causal_bundle, causal_ckpt, checkpoint_factory):
+    import shutil
+
+    work = tmp_path / "w"
+    shutil.copytree(causal_bundle, work)
+    files = _fake_step_builds(work)
+    logs: list[str] = []
+    onnx_from_checkpoint(causal_ckpt, work, log=logs.append)
+    step = read_bundle(work)["step"]
+    if step["sha256"] == read_bundle(causal_bundle)["step"]["sha256"]:
+        assert sorted(step["variants"]) == ["fp16"] and sorted(step["engines"]) == ["fp16", "fp32"]
+        assert all((work / f).is_file() for f in files)
+        assert any(f"{STEP_ONNX} is unchanged" in m and "fp16 variant, fp32 TensorRT engine" in m for m in logs), logs
+    else:  # the exporter is not byte-deterministic here: the step builds count as stale
+        assert "variants" not in step and "engines" not in step
+        files = _fake_step_builds(work)
+    other = checkpoint_factory(tmp_path / "other", causal=True, seed=1)
+    logs.clear()
+    onnx_from_checkpoint(other, work, log=logs.append)
+    step = read_bundle(work)["step"]
+    assert "variants" not in step and "engines" not in step
+    assert not any((work / f).exists() for f in files), "the stale step builds' files are orphaned"
+    assert any(f"{STEP_ONNX} changed: removed the step model's fp16 variant, fp32 TensorRT engine, fp16 TensorRT "
+               "engine" in m and "model.step.fp16.onnx" in m and "--precision fp32,fp16 --target tensorrt" in m
+               for m in logs), logs
+
+
+def test_a_changed_step_variant_takes_its_engine_with_it(tmp_path, causal_bundle, causal_ckpt):
+    """An engine built from another fp16 step ONNX than the one recorded is not carried over."""
+    import shutil
+
+    from lvt_edge.bundle import write_bundle
+
+    work = tmp_path / "w"
+    shutil.copytree(causal_bundle, work)
+    _fake_step_builds(work)
+    data = read_bundle(work)
+    data["step"]["engines"]["fp16"]["onnx_sha256"] = "0" * 64
+    write_bundle(work, data)
+    onnx_from_checkpoint(causal_ckpt, work, log=lambda m: None)
+    step = read_bundle(work)["step"]
+    if step["sha256"] == read_bundle(causal_bundle)["step"]["sha256"]:
+        assert sorted(step["engines"]) == ["fp32"] and not (work / "model.step.fp16.engine").exists()
+
+
+def test_a_window_export_removes_the_old_step_builds(tmp_path, causal_bundle, test_ckpt):
+    import shutil
+
+    work = tmp_path / "w"
+    shutil.copytree(causal_bundle, work)
+    files = _fake_step_builds(work)
+    logs: list[str] = []
+    onnx_from_checkpoint(test_ckpt, work, log=logs.append)
+    assert "step" not in read_bundle(work) and not any((work / f).exists() for f in [STEP_ONNX, *files])
+    assert any(f"{STEP_ONNX} is gone (the model is not causal): removed the step model's fp16 variant" in m
+               for m in logs), logs

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,27 +11,16 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 from lvt_edge.errors import LvtEdgeError  # noqa: E402
-from lvt_edge.runtime.stream import StepClassifier, load_step, step_calibration_inputs  # noqa: E402
+from lvt_edge.runtime import load_step  # noqa: E402
+from lvt_edge.runtime.stream import StepClassifier, step_calibration_inputs  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[2]
 ORT_TOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def causal(tmp_path_factory):
+def causal(causal_bundle):
     """(bundle folder, PyTorch model) of a causal lvt-test with spread logits."""
-    from lvt_edge.export import onnx_from_checkpoint
-    from lvt_edge.model import create_model
-    from lvt_edge.model.checkpoint import contract_for, save_checkpoint
-
-    torch.manual_seed(0)
-    model = create_model("lvt-test", causal=True).eval()
-    with torch.no_grad():
-        model.head[-1].weight.normal_(0, 2.0)
-    root = tmp_path_factory.mktemp("causal-rt")
-    ckpt = save_checkpoint(root / "ckpt", model, contract_for(model.cfg).replace(frame_interval=0.1))
-    onnx_from_checkpoint(ckpt, root / "bundle")
-    return root / "bundle", model
+    return causal_bundle
 
 
 def clips(model, n, frames, seed=0):
@@ -112,24 +98,17 @@ def test_a_changed_step_file_is_refused(causal, tmp_path):
         load_step(work)
 
 
-def test_step_runs_with_torch_blocked(causal):
+def test_step_runs_with_torch_blocked(causal, without_torch):
     bundle, _ = causal
     code = textwrap.dedent(f"""
-        import sys
-        class _NoTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this test")
-                return None
-        sys.meta_path.insert(0, _NoTorch())
         import numpy as np
-        from lvt_edge.runtime.stream import load_step
+        from lvt_edge.runtime import load_step
         with load_step({str(bundle)!r}) as clf:
             p = clf.step(np.zeros((3, clf.contract.size, clf.contract.size), np.float32))
             assert p.shape == (clf.contract.num_classes,)
         print("ok")
     """)
-    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    r = without_torch(code)
     assert r.returncode == 0 and "ok" in r.stdout, r.stderr
 
 

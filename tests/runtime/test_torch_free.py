@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-BLOCK_TORCH = textwrap.dedent("""
-    import sys
-    class _NoTorch:
-        def find_spec(self, name, path=None, target=None):
-            if name == "torch" or name.startswith("torch."):
-                raise ImportError("torch is blocked in this test")
-            return None
-    sys.meta_path.insert(0, _NoTorch())
-""")
-
-
-def _run(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + textwrap.dedent(code)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
-
-
-def test_block_really_blocks_torch():
-    r = _run("import torch")
+def test_block_really_blocks_torch(without_torch):
+    r = without_torch("import torch")
     assert r.returncode != 0 and "torch is blocked" in r.stderr
 
 
-def test_runtime_imports_and_runs_without_torch(bundle):
-    r = _run(f"""
+def test_runtime_imports_and_runs_without_torch(bundle, without_torch):
+    r = without_torch(f"""
         import numpy as np
         import lvt_edge.runtime as rt
         from lvt_edge.errors import LvtEdgeError
-        import lvt_edge.runtime.ort, lvt_edge.runtime.trt, lvt_edge.runtime.cuda, lvt_edge.runtime.torch_ref
+        import lvt_edge.runtime.ort, lvt_edge.runtime.trt, lvt_edge.runtime.trt_step, lvt_edge.runtime.cuda
+        import lvt_edge.runtime.torch_ref
         with rt.load_bundle({str(bundle)!r}, "int8") as clf:
             p = clf.predict(np.zeros(clf.contract.input_shape, np.float32))
         assert p.shape == (len(clf.labels),)
@@ -50,9 +29,9 @@ def test_runtime_imports_and_runs_without_torch(bundle):
     assert "ok" in r.stdout and "torch backend needs PyTorch" in r.stdout
 
 
-def test_tensorrt_engine_builds_import_without_torch():
+def test_tensorrt_engine_builds_import_without_torch(without_torch):
     # a Jetson builds engines from ONNX variants made elsewhere: no torch, no modelopt there
-    r = _run("""
+    r = without_torch("""
         import lvt_edge.export.node, lvt_edge.variants.tensorrt, lvt_edge.variants.pipeline
         from lvt_edge.variants.pipeline import build_engines
         assert "torch" not in sys.modules

@@ -14,10 +14,14 @@ signatures and return conventions (TensorRT 10.x/11.x `python/src/infer`, cuda-b
   10.6 a model-local function hides a registered plugin, from 10.7 the plugin wins.
 - `Runtime.deserialize_cuda_engine` returns None for bytes of another TensorRT or when a plugin
   the engine needs is not registered.
-- cuda-python calls return (cudaError_t, *values); `int(cudaStream_t)` is deprecated.
+- `Builder.build_serialized_network` returns None when a dynamic input has no shape in the
+  optimisation profile (TensorRT: "dynamic input is missing dimensions in profile 0").
+- cuda-python calls return (cudaError_t, *values); `int(cudaStream_t)` is deprecated. Copies and
+  `cudaMemsetAsync` on a device range outside any allocation return cudaErrorInvalidValue.
 
 "Device" memory is host memory from ctypes, so copies and engine runs move real bytes; an engine
-computes its logits with ONNX Runtime on the model it was parsed from. The tests at the bottom
+computes every output (logits, a step model's next state) with ONNX Runtime on the model it was
+parsed from, reading each input from the address bound to it. The tests at the bottom
 pin the conventions themselves. Other test files load this module with `load_fakes()`.
 """
 
@@ -77,6 +81,7 @@ class cudaMemcpyKind(enum.IntEnum):
     cudaMemcpyHostToHost = 0
     cudaMemcpyHostToDevice = 1
     cudaMemcpyDeviceToHost = 2
+    cudaMemcpyDeviceToDevice = 3
 
 
 class cudaStream_t:
@@ -159,11 +164,28 @@ class FakeCudart:
     def cudaFreeHost(self, ptr):
         return self._release(self.host, ptr, "free_host")
 
+    def _on_device(self, ptr, count) -> bool:
+        """Whether [ptr, ptr + count) lies inside one device allocation."""
+        return any(base <= int(ptr) and int(ptr) + int(count) <= base + len(buf) for base, buf in self.device.items())
+
+    def _stream_ok(self, stream) -> bool:
+        return isinstance(stream, cudaStream_t) and stream._address in self.streams
+
     def cudaMemcpyAsync(self, dst, src, count, kind, stream):
-        if not isinstance(stream, cudaStream_t) or stream._address not in self.streams:
+        kind = cudaMemcpyKind(int(kind))
+        device_side = {cudaMemcpyKind.cudaMemcpyHostToDevice: (dst,), cudaMemcpyKind.cudaMemcpyDeviceToHost: (src,),
+                       cudaMemcpyKind.cudaMemcpyDeviceToDevice: (dst, src)}.get(kind, ())
+        if not self._stream_ok(stream) or not all(self._on_device(p, count) for p in device_side):
             return (cudaError_t.cudaErrorInvalidValue,)
         ctypes.memmove(int(dst), int(src), int(count))
         self.events.append(("copy", int(kind)))
+        return (cudaError_t.cudaSuccess,)
+
+    def cudaMemsetAsync(self, devPtr, value, count, stream):
+        if not self._stream_ok(stream) or not self._on_device(devPtr, count):
+            return (cudaError_t.cudaErrorInvalidValue,)
+        ctypes.memset(int(devPtr), int(value), int(count))
+        self.events.append(("memset", int(devPtr)))
         return (cudaError_t.cudaSuccess,)
 
     def cudaStreamCreate(self):
@@ -429,11 +451,15 @@ def make_tensorrt(version: str = "10.16.1.11", *, device: str = "Orin", gpu_ok: 
                 monitor.step_complete("Building engine", 0)
                 monitor.step_complete("Building engine", 1)
                 monitor.phase_finish("Building engine")
+            profile = config.profiles[0]
+            if any(-1 in dims and name not in profile.shapes for name, dims, _ in _inputs(network.model)):
+                return None  # "dynamic input is missing dimensions in profile 0"
             if config.cache is not None:
                 config.cache.owner, config.cache.entries = (version, device), config.cache.entries + 1
             trt.fake.built.append({"flags": network.flags, "tf32": "TF32" in config.flags,
-                                   "layers": [layer.type for layer in network.layers]})
-            return memoryview(_engine_bytes(network, config.profiles[0], version, registry))
+                                   "layers": [layer.type for layer in network.layers],
+                                   "profiles": {k: tuple(tuple(s) for s in v) for k, v in profile.shapes.items()}})
+            return memoryview(_engine_bytes(network, profile, version, registry))
 
     class Runtime:
         def __init__(self, logger):
@@ -489,27 +515,40 @@ def _io(value_info) -> tuple[str, list[int], DataType]:
     return value_info.name, dims, ONNX_TYPES.get(value_info.type.tensor_type.elem_type, DataType.FLOAT)
 
 
+def _inputs(model: onnx.ModelProto) -> list[tuple[str, list[int], DataType]]:
+    weights = {i.name for i in model.graph.initializer}
+    return [_io(v) for v in model.graph.input if v.name not in weights]
+
+
 def _engine_bytes(network: Network, profile: Profile, version: str, registry: Registry) -> bytes:
     model = network.model
-    (in_name, in_dims, in_type), (out_name, out_dims, out_type) = _io(model.graph.input[0]), _io(model.graph.output[0])
     plugins = sorted({key for key, c in registry.creators.items()
                       if any(layer.type == "PLUGIN_V3" for layer in network.layers)})
-    meta = {"version": version, "input": [in_name, in_dims, in_type.name], "output": [out_name, out_dims, out_type.name],
-            "profile": [list(s) for s in profile.shapes[in_name]], "plugins": plugins}
+    meta = {"version": version, "inputs": [[n, d, t.name] for n, d, t in _inputs(model)],
+            "outputs": [[n, d, t.name] for n, d, t in map(_io, model.graph.output)],
+            "profiles": {name: [list(s) for s in shapes] for name, shapes in profile.shapes.items()}, "plugins": plugins}
     return ENGINE_MAGIC + json.dumps(meta).encode() + b"\n" + model.SerializeToString()
 
 
 class Engine:
+    """meta: {"version", "inputs"/"outputs": [[name, dims, type], ...], "profiles": {input: [min, opt, max]},
+    "plugins"}; the one-input form {"input", "output", "profile"} is read too."""
+
     def __init__(self, meta: dict[str, Any], model: bytes, fake: Any) -> None:
+        if "inputs" not in meta:
+            meta = {**meta, "inputs": [meta["input"]], "outputs": [meta["output"]],
+                    "profiles": {meta["input"][0]: meta["profile"]}}
         self.meta, self.model, self.fake = meta, model, fake
-        self._io = {meta["input"][0]: (1, meta["input"]), meta["output"][0]: (2, meta["output"])}
+        self.inputs = [tuple(t) for t in meta["inputs"]]
+        self.outputs = [tuple(t) for t in meta["outputs"]]
+        self._io = {t[0]: (1, t) for t in self.inputs} | {t[0]: (2, t) for t in self.outputs}
 
     @property
     def num_io_tensors(self):
-        return 2
+        return len(self._io)
 
     def get_tensor_name(self, index):
-        return [self.meta["input"][0], self.meta["output"][0]][index]
+        return [t[0] for t in self.inputs + self.outputs][index]
 
     def get_tensor_mode(self, name):
         return self._io[name][0] if name in self._io else 0
@@ -521,7 +560,7 @@ class Engine:
         return DataType[self._io[name][1][2]]
 
     def get_tensor_profile_shape(self, name, profile_index):
-        return [Dims(s) for s in self.meta["profile"]]
+        return [Dims(s) for s in self.meta["profiles"][name]]
 
     def create_execution_context(self):
         return Context(self)
@@ -529,9 +568,8 @@ class Engine:
 
 class Context:
     def __init__(self, engine: Engine) -> None:
-        self.engine, self.addresses, self.shape, self._session = engine, {}, None, None
-        static = engine.meta["input"][1]
-        self.shape = tuple(static) if static[0] != -1 else None
+        self.engine, self.addresses, self._session = engine, {}, None
+        self.shapes = {name: tuple(dims) for name, dims, _ in engine.inputs if -1 not in dims}
 
     def set_tensor_address(self, name, memory):
         if name not in self.engine._io:
@@ -540,39 +578,39 @@ class Context:
         return True
 
     def set_input_shape(self, name, shape):
-        low, _, high = self.engine.meta["profile"]
+        if name not in self.engine.meta["profiles"] or self.engine.get_tensor_mode(name) != 1:
+            return False
+        low, _, high = self.engine.meta["profiles"][name]
         shape = tuple(int(s) for s in shape)
-        if name != self.engine.meta["input"][0] or len(shape) != len(low):
+        if len(shape) != len(low) or any(not a <= s <= b for a, s, b in zip(low, shape, high)):
             return False
-        if any(not a <= s <= b for a, s, b in zip(low, shape, high)):
-            return False
-        self.shape = shape
+        self.shapes[name] = shape
         return True
 
     def execute_async_v3(self, stream_handle):
         if not isinstance(stream_handle, int):
             raise TypeError("execute_async_v3(): incompatible function arguments")
-        in_name, out_name = self.engine.meta["input"][0], self.engine.meta["output"][0]
-        if self.shape is None or set(self.addresses) != {in_name, out_name}:
-            return False
-        n = int(np.prod(self.shape))
-        dtype = np.dtype(nptype(DataType[self.engine.meta["input"][2]]))
-        x = np.frombuffer((ctypes.c_byte * (n * dtype.itemsize)).from_address(self.addresses[in_name]), dtype)
-        logits = self._run(x.reshape(self.shape).astype(np.float32))
-        if self.engine.fake.perturb is not None:
-            logits = self.engine.fake.perturb(logits)
-        out_dtype = np.dtype(nptype(DataType[self.engine.meta["output"][2]]))
-        out = logits.astype(out_dtype)
-        ctypes.memmove(self.addresses[out_name], out.ctypes.data, out.nbytes)
+        if set(self.shapes) != {t[0] for t in self.engine.inputs} or set(self.addresses) != set(self.engine._io):
+            return False  # an input shape or a tensor address is missing
+        feeds = {}
+        for name, _, type_name in self.engine.inputs:
+            dtype, shape = np.dtype(nptype(DataType[type_name])), self.shapes[name]
+            raw = (ctypes.c_byte * (int(np.prod(shape)) * dtype.itemsize)).from_address(self.addresses[name])
+            feeds[name] = np.frombuffer(raw, dtype).reshape(shape).copy()
+        outputs = self._run(feeds)
+        if self.engine.fake.perturb is not None:  # the first output is the logits
+            outputs[0] = self.engine.fake.perturb(outputs[0])
+        for (name, _, type_name), value in zip(self.engine.outputs, outputs):
+            out = np.ascontiguousarray(value, np.dtype(nptype(DataType[type_name])))
+            ctypes.memmove(self.addresses[name], out.ctypes.data, out.nbytes)
         return True
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
+    def _run(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
         import onnxruntime as ort
 
         if self._session is None:
             self._session = ort.InferenceSession(self.engine.model, providers=["CPUExecutionProvider"])
-        name = self._session.get_inputs()[0].name
-        return self._session.run(None, {name: x})[0]
+        return self._session.run([t[0] for t in self.engine.outputs], feeds)
 
 
 def install_tensorrt(monkeypatch, trt: types.ModuleType) -> types.ModuleType:
@@ -634,3 +672,31 @@ def test_context_results_are_booleans():
     assert ctx.set_input_shape("clip", (1, 3)) is False and ctx.set_input_shape("clip", (9, 3)) is False
     assert ctx.set_input_shape("clip", (2, 3)) is True and ctx.set_tensor_address("nope", 16) is False
     assert ctx.execute_async_v3(0) is False, "addresses not set"
+
+
+def test_a_dynamic_input_left_out_of_the_profile_fails_the_build():
+    trt = make_tensorrt()
+    x = onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["batch", 2])
+    s = onnx.helper.make_tensor_value_info("s", onnx.TensorProto.FLOAT, ["batch", 2])
+    y = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["batch", 2])
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Add", ["x", "s"], ["y"])], "g", [x, s], [y])
+    builder = trt.Builder(trt.Logger())
+    network = builder.create_network(1 << 5)
+    assert trt.OnnxParser(network, trt.Logger()).parse(onnx.helper.make_model(graph).SerializeToString())
+    for names, built in ((["x"], False), (["x", "s"], True)):
+        config, profile = builder.create_builder_config(), builder.create_optimization_profile()
+        for name in names:
+            profile.set_shape(name, (1, 2), (2, 2), (4, 2))
+        config.add_optimization_profile(profile)
+        assert (builder.build_serialized_network(network, config) is not None) is built
+
+
+def test_device_ranges_outside_an_allocation_are_invalid_values():
+    rt = FakeCudart()
+    _, stream = rt.cudaStreamCreate()
+    _, dev = rt.cudaMalloc(16)
+    _, other = rt.cudaMalloc(16)
+    ok, bad = (cudaError_t.cudaSuccess,), (cudaError_t.cudaErrorInvalidValue,)
+    assert rt.cudaMemsetAsync(dev + 8, 0, 8, stream) == ok and rt.cudaMemsetAsync(dev + 8, 0, 9, stream) == bad
+    assert rt.cudaMemcpyAsync(other, dev, 16, cudaMemcpyKind.cudaMemcpyDeviceToDevice, stream) == ok
+    assert rt.cudaMemcpyAsync(other + 4, dev, 16, cudaMemcpyKind.cudaMemcpyDeviceToDevice, stream) == bad

@@ -136,4 +136,8 @@ def test_live_app_stream_mode_runs_the_step_model(causal_bundle, tmp_path, capsy
     assert "frames classified 60" in capsys.readouterr().err
     rc = main(["--bundle", str(causal_bundle), "--mode", "stream", "--backend", "tensorrt", "--source", "synth:left=1",
                "--headless"])
-    assert rc == 1 and "onnxruntime only" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert rc == 1 and "no fp32 TensorRT engine" in err and f"lvt-edge build {causal_bundle} --target tensorrt" in err
+    rc = main(["--bundle", str(causal_bundle), "--mode", "stream", "--backend", "torch", "--source", "synth:left=1",
+               "--headless"])
+    assert rc == 1 and "classifies windows only" in capsys.readouterr().err

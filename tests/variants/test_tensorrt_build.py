@@ -236,6 +236,8 @@ def test_build_verifies_each_engine_against_onnxruntime(fake_bundle, synth_clips
     assert check["agreement_pct"] == 100.0 and check["within_tolerance"] and check["max_abs_logit_diff"] < 1e-4
     assert check["top1"] == check["top1_onnxruntime"] and check["clipset"]["clips"] == 5
     assert any("agrees with ONNX Runtime on 100.0% of 5" in line for line in lines)
+    assert "step" not in data and not list(fake_bundle.glob("model.step.*")), "a window model gets no step engine"
+    assert len(fakes.trt.fake.built) == 1
 
 
 def test_an_engine_that_disagrees_is_flagged(fake_bundle, synth_clips, fakes, lib):
@@ -254,6 +256,7 @@ def test_build_engines_for_onnx_built_elsewhere(fake_bundle, synth_clips, fakes,
                          progress=False, log=lambda m: None)
     rec = data["variants"]["fp32"]["tensorrt"]
     assert rec["batch"] == [1, 2, 4] and rec["plugin_layers"] == 2 and rec["verification"]["clips"] == 4
+    assert "step" not in data and len(fakes.trt.fake.built) == 1
     with pytest.raises(LvtEdgeError, match=r"no int8 variant.*--precision int8"):
         build_engines(fake_bundle, "int8", plugin=lib, eval_size=0, log=lambda m: None)
 

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The causal demo model (lvt_edge/assets/lvt-tiny-causal-motion.*) and the from-scratch causal
+# runs of benchmarks/results/streaming.md.
+#
+# 1. demo-causal, in two stages from the bundled window demo:
+#    c4: lvt-tiny-causal fine-tuned from the demo on chains of 4 clips (20 epochs, lr 1e-3);
+#    c8: c4 fine-tuned on chains of 8 clips (10 epochs, lr 5e-4). c8's best epoch ships.
+# 2. lvt-tiny-causal from scratch (30 epochs, lr 2e-3), once per seed in SEEDS.
+#
+# Usage: benchmarks/train_causal.sh [WORKDIR]       (run from the repository root)
+# Runs go two at a time with one thread each (a 2-core machine); a run whose folder already
+# exists is kept, delete it to redo it. About 25 + 15 min for the demo and 25 min per
+# from-scratch run on an idle machine.
+set -euo pipefail
+WORK=${1:-causal}
+SEEDS=${SEEDS:-0 1}
+mkdir -p "$WORK"
+[ -d "$WORK/train" ] || lvt-edge clips synth --out "$WORK/train" --split train --num 2640 --seed 0
+[ -d "$WORK/val" ] || lvt-edge clips synth --out "$WORK/val" --split val --num 550 --seed 1
+[ -d "$WORK/test" ] || lvt-edge clips synth --out "$WORK/test" --split test --num 550 --seed 2
+
+run() {  # run NAME ARGS...: one training run, logged to WORK/NAME.log, at most two at a time
+  local name=$1; shift
+  [ -e "$WORK/$name" ] && { echo "keeping $WORK/$name"; return; }
+  while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
+  OMP_NUM_THREADS=1 /usr/bin/time -f "$name: %e s wall" lvt-edge train --model lvt-tiny-causal \
+    --data "$WORK/train" --val "$WORK/val" --batch 8 --reverse-pairs synth -q --out "$WORK/$name" "$@" \
+    > "$WORK/$name.log" 2>&1 &
+}
+
+demo() {  # the two fine-tuning stages, one after the other
+  [ -e "$WORK/c4" ] || OMP_NUM_THREADS=1 lvt-edge train --model lvt-tiny-causal --finetune demo --chain 4 \
+    --epochs 20 --lr 1e-3 --seed 0 --data "$WORK/train" --val "$WORK/val" --batch 8 --reverse-pairs synth -q \
+    --out "$WORK/c4" > "$WORK/c4.log" 2>&1
+  [ -e "$WORK/c8" ] || OMP_NUM_THREADS=1 lvt-edge train --model lvt-tiny-causal --finetune "$WORK/c4/best" \
+    --chain 8 --epochs 10 --lr 5e-4 --seed 0 --data "$WORK/train" --val "$WORK/val" --batch 8 \
+    --reverse-pairs synth -q --out "$WORK/c8" > "$WORK/c8.log" 2>&1
+}
+
+demo &
+for seed in $SEEDS; do
+  run "scratch-s$seed" --epochs 30 --lr 2e-3 --seed "$seed"
+done
+wait
+
+for name in c4 c8 $(for s in $SEEDS; do echo "scratch-s$s"; done); do
+  python - "$WORK/$name" "$WORK/test" <<'EOF'
+import json, sys
+import torch
+from lvt_edge.data import decode_clips, open_clipset
+from lvt_edge.model.checkpoint import load_checkpoint
+from lvt_edge.training import evaluate
+
+run, test = sys.argv[1], sys.argv[2]
+ckpt = load_checkpoint(f"{run}/best")
+data = decode_clips(open_clipset(test, labels=ckpt.contract.labels), ckpt.contract, progress=False)
+top1 = evaluate(ckpt.model, torch.from_numpy(data.frames), torch.from_numpy(data.labels), ckpt.contract)[1]
+curve = [round(h["val_top1"], 3) for h in json.load(open(f"{run}/train_log.json"))["history"]]
+print(f"{run}: best val top-1 {max(curve):.3f}, held-out top-1 {top1:.3f} ({len(data.labels)} clips); val per epoch {curve}")
+EOF
+done
+# the stream against the window demo on a long video whose class changes (streaming.md's table)
+[ -e "$WORK/b-c8" ] || lvt-edge export "$WORK/c8/best" -o "$WORK/b-c8" -q
+[ -e "$WORK/b-demo" ] || lvt-edge export demo -o "$WORK/b-demo" -q
+python benchmarks/streaming.py --accuracy "$WORK/b-c8" "$WORK/b-demo" --loops 2 --threads 1
