@@ -16,27 +16,31 @@ ONNX Runtime inlines the body into plain kernels. At the demo's sizes each kerne
 microseconds however little it does, and at larger sizes moving data in small pieces costs
 more than the arithmetic. An earlier body (a per-frame elementwise Gather for the spatial
 shift, Pad/Slice/Concat for the temporal shift, four Transposes, about 45 kernels) spent
-54-58 % of the demo's time at batch 1; this one spends 42-45 % (36 % at batch 8) in 28-30
+54-58 % of the demo's time at batch 1; this one spends 42-45 % (36 % at batch 8) in 33-35
 kernels per node, most of them small reshapes, and a few that do the work:
 
-- All layout work is one Gather (or two, below). phi(q), phi(k) and v are stacked as planes,
-  each followed by one frame of fill values (phi(0) for k, 0 for v), and cut into blocks of
-  `blk` channels. One Gather with a constant index then applies the neighbourhood shift (a
-  source outside the grid or clip reads the fill), puts each sequence's axis next to the
-  channels and interleaves [q | k | v] per head: B x A x heads x L x 3d, the sequences being
-  the L = T frames of each of the A = S tokens (temporal node) or the L = S tokens of each of
-  the A = T frames (spatial). phi is applied before the shift: relu(x) + d**-0.5 commutes with
-  a shift except where zeros come in, and those read the fill. The index depends only on
-  attributes and the frame count, which the body reads from a batch-free probe whose shape
-  ONNX Runtime knows statically, so the index is folded to a constant at load time (with a
-  dynamic frame count it is computed on every run: correct, slower).
+- All layout work is Gathers with constant indices. phi(k) and v are stacked as planes, each
+  followed by one frame of fill values (phi(0) for k, 0 for v), and cut into blocks of `blk`
+  channels. One Gather then applies the neighbourhood shift (a source outside the grid or clip
+  reads the fill), puts each sequence's axis next to the channels and interleaves [k | v] per
+  head: B x A x heads x L x 2d, the sequences being the L = T frames of each of the A = S
+  tokens (temporal node) or the L = S tokens of each of the A = T frames (spatial). phi is
+  applied before the shift: relu(x) + d**-0.5 commutes with a shift except where zeros come
+  in, and those read the fill. phi(q), which does not shift, moves to B x A x heads x L x d in
+  its own Gather with blocks of up to d channels. The indices depend only on attributes and the
+  frame count, which the body reads from a batch-free probe whose shape ONNX Runtime knows
+  statically, so they fold to constants at load time (with a dynamic frame count they are
+  computed on every run: correct, slower).
 - ONNX Runtime's Gather costs about the same per block whatever the block's size, so blocks are
   as large as the shift allows: `blk` is the largest power of two dividing d and the shift's
   channel-group width (C/16 for the spatial shift, C/shift_div for the temporal one). When that
   is much smaller than d, the heads that hold no shifted channel move in a second Gather with
-  blocks of up to d channels.
-- The gate is one 2-D product of (tokens x heads) x 3d by 3d x (gates x d), so ONNX Runtime
-  fuses bias and sigmoid into it. q' and k' are one Split and two Muls away.
+  blocks of up to d channels. Keeping q out of the shifted Gather cuts its blocks by a third:
+  at width 64 the spatial shift moves 4-channel pieces, and at 448 px that Gather was the
+  largest cost FFLA adds to plain linear attention.
+- The gate is two 2-D products, rows of q' by d x (gates x d) and rows of [k~ v~] by
+  2d x (gates x d), the bias fused into one of them, then the sigmoid. k~ and v~ are one Split
+  away, q' and k' two Muls.
 - The product is associated by sequence length: (q' k'^T) v, with each row of q' k'^T divided
   by its sum, when L < d (the frames of the temporal node: small matrices, no d x d state);
   q' (k'^T v) otherwise, linear in L. Both are exact rewritings of the same sums.
@@ -109,12 +113,13 @@ def FFLinearAttention(  # noqa: N802 (the ONNX op type)
     plane_len = (n_t + one) * n_s * n_blk  # blocks per plane: T frames, then the fill frame
 
     # -- the Gather index: output block (A, head, L, plane, e) <- input block ------------
+    # (planes: 0 = phi(k), 1 = v; q does not shift and moves on its own, in coarse blocks)
     head = op.Reshape(op.Range(zero, h, one), op.Constant(value_ints=[1, -1, 1, 1, 1]))
-    plane = op.Reshape(op.Range(zero, three, one), op.Constant(value_ints=[1, 1, 1, -1, 1]))
+    plane = op.Reshape(op.Range(zero, two, one), op.Constant(value_ints=[1, 1, 1, -1, 1]))
     eb = op.Reshape(op.Range(zero, per_head, one), op.Constant(value_ints=[1, 1, 1, 1, -1]))
     cb = head * per_head + eb  # channel block
     c0 = cb * blk  # its first channel
-    moved = op.And(moves, op.GreaterOrEqual(plane, one))  # k and v shift, q does not
+    moved = op.Identity(moves)
     fill = plane * plane_len + n_t * n_s * n_blk  # first block of the plane's fill frame
     # (each If below returns one value: onnxscript orders several by a set, so exports would vary)
     seq = op.Where(is_temporal, n_t, n_s)  # sequence length L
@@ -151,15 +156,28 @@ def FFLinearAttention(  # noqa: N802 (the ONNX op type)
     outer_1 = op.Reshape(outer, vec)
     seq_1 = op.Reshape(seq, vec)
     d_1 = op.Reshape(d, vec)
+    d2 = op.Reshape(d * two, vec)
     d3 = op.Reshape(d * three, vec)
-    grouped = op.Concat(vec, outer_1, op.Reshape(h, vec), seq_1, d3, axis=0)  # B x A x heads x L x 3d
+    grouped = op.Concat(vec, outer_1, op.Reshape(h, vec), seq_1, d2, axis=0)  # B x A x heads x L x 2d
+    # q: the same reordering without a shift, in blocks of `coarse` channels
+    q_per_head = op.Div(d, coarse)
+    q_cb = op.Reshape(op.Range(zero, h, one), op.Constant(value_ints=[1, -1, 1, 1])) * q_per_head + op.Reshape(
+        op.Range(zero, q_per_head, one), op.Constant(value_ints=[1, 1, 1, -1]))
+    q_a = op.Reshape(op.Range(zero, outer, one), op.Constant(value_ints=[-1, 1, 1, 1]))
+    q_l = op.Reshape(op.Range(zero, seq, one), op.Constant(value_ints=[1, 1, -1, 1]))
+    q_t = op.Where(is_temporal, q_l, q_a)
+    q_s = op.Where(is_temporal, q_a, q_l)
+    q_idx = (q_t * n_s + q_s) * op.Div(c_all, coarse) + q_cb
 
-    # -- phi(q), phi(k), v as planes, each followed by its fill frame; then the Gather ---
+    # -- phi(k), v as planes, each followed by its fill frame; then the Gathers -------------
     # (float literals go through Cast: onnxslim rewrites a function's float Constants as doubles)
     offset = op.Pow(op.Cast(d, to=1), op.Cast(op.Constant(value_float=-0.5), to=1))
     frame = op.Concat(op.Shape(q, start=0, end=1), op.Constant(value_ints=[1]), op.Shape(q, start=2), axis=0)
     zeros = op.Expand(op.Cast(zero, to=1), frame)
-    data = op.Concat(op.Relu(q) + offset, zeros, op.Relu(k) + offset, op.Expand(offset, frame), v, zeros, axis=1)
+    q_blocks = op.Reshape(op.Relu(q) + offset, op.Concat(op.Constant(value_ints=[0, -1]), op.Reshape(coarse, vec), axis=0))
+    fq = op.Reshape(op.Gather(q_blocks, op.Reshape(q_idx, vec), axis=1),
+                    op.Concat(vec, outer_1, op.Reshape(h, vec), seq_1, d_1, axis=0))
+    data = op.Concat(op.Relu(k) + offset, op.Expand(offset, frame), v, zeros, axis=1)
     blocks = op.Reshape(data, op.Concat(op.Constant(value_ints=[0, -1]), op.Reshape(blk, vec), axis=0))
     if op.Equal(hs, h):
         x = op.Reshape(op.Gather(blocks, op.Reshape(idx, vec), axis=1), grouped)
@@ -172,19 +190,22 @@ def FFLinearAttention(  # noqa: N802 (the ONNX op type)
                          vec, op.Reshape(ratio, vec))
         coarse_blocks = op.Reshape(data, op.Concat(op.Constant(value_ints=[0, -1]), op.Reshape(coarse, vec), axis=0))
         x_a = op.Reshape(op.Gather(blocks, op.Reshape(idx_a, vec), axis=1),
-                         op.Concat(vec, outer_1, hs_1, seq_1, d3, axis=0))
+                         op.Concat(vec, outer_1, hs_1, seq_1, d2, axis=0))
         x_b = op.Reshape(op.Gather(coarse_blocks, op.Reshape(idx_b, vec), axis=1),
-                         op.Concat(vec, outer_1, op.Reshape(h - hs, vec), seq_1, d3, axis=0))
+                         op.Concat(vec, outer_1, op.Reshape(h - hs, vec), seq_1, d2, axis=0))
         x = op.Concat(x_a, x_b, axis=2)
-    fq, fk, vs = op.Split(x, axis=4, num_outputs=3)
+    fk, vs = op.Split(x, axis=4, num_outputs=2)
 
     # -- fixation gate: g = sigmoid(W_g [phi(q); phi(k~); v~] + b_g), one product -------
     if op.Equal(op.Constant(value_int=gate_mode), zero):
         g = op.Cast(one, to=1)  # ONNX Runtime drops the products by one
     else:
-        # 2-D, so that ONNX Runtime fuses the bias and the sigmoid into the product
+        # 2-D products (rows of q, rows of [k~ v~]), so that ONNX Runtime fuses the bias into one
         w = op.Reshape(op.Transpose(gate_weight, perm=[2, 0, 1]), op.Concat(d3, vec, axis=0))  # 3d x gates*d
-        pre = op.MatMul(op.Reshape(x, op.Concat(vec, d3, axis=0)), w) + op.Reshape(gate_bias, vec)
+        w_q = op.Slice(w, op.Constant(value_ints=[0]), d_1, op.Constant(value_ints=[0]))
+        w_kv = op.Slice(w, d_1, d3, op.Constant(value_ints=[0]))
+        pre = (op.MatMul(op.Reshape(x, op.Concat(vec, d2, axis=0)), w_kv) + op.Reshape(gate_bias, vec)
+               + op.MatMul(op.Reshape(fq, op.Concat(vec, d_1, axis=0)), w_q))
         gates_d = op.Shape(op.Reshape(gate_bias, vec))
         g = op.Reshape(op.Sigmoid(pre), op.Concat(vec, outer_1, op.Reshape(h, vec), seq_1, gates_d, axis=0))
     separate = op.Equal(op.Constant(value_int=gate_mode), two)
@@ -222,3 +243,21 @@ def ffla_function_proto():
     if proto.domain != DOMAIN or proto.name != OP_TYPE:
         raise AssertionError(f"function is {proto.domain}::{proto.name}, expected {DOMAIN}::{OP_TYPE}")
     return proto
+
+
+def ffla_body_sha256() -> str:
+    """sha256 of the function body this version exports: bundle.json records it (export.ffla_body_sha256),
+    so that `build` can tell when a model.onnx carries an older body (correct, but slower)."""
+    import hashlib
+
+    return hashlib.sha256(ffla_function_proto().SerializeToString()).hexdigest()
+
+
+def stale_body_note(export_record: dict, workdir) -> str | None:
+    """A note when the model.onnx that `export_record` (bundle.json's `export`) describes carries
+    another FFLA function body than this version exports; None when it is current or unfused."""
+    if not export_record.get("fused") or export_record.get("ffla_body_sha256") == ffla_body_sha256():
+        return None
+    return (f"{workdir}/model.onnx carries an earlier FFLinearAttention function body: its results are the "
+            "same, but the current body runs faster on ONNX Runtime. Re-export (`lvt-edge export CKPT -o "
+            f"{workdir}`, or `lvt-edge build {workdir} --checkpoint CKPT` after removing model.onnx) to get it")

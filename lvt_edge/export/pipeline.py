@@ -21,6 +21,7 @@ from lvt_edge.bundle import (
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.io import sha256_file
 from lvt_edge.model.checkpoint import Checkpoint
+from lvt_edge.export.ffla_function import ffla_body_sha256
 from lvt_edge.export.node import DOMAIN, OP_TYPE, PLUGIN_VERSION
 from lvt_edge.export.simplify import SIMPLIFIERS, simplified_onnx
 from lvt_edge.export.step import STEP_ONNX, step_export
@@ -107,6 +108,7 @@ def onnx_from_checkpoint(
             bundle["export"] = {
                 "onnx": path.name, "sha256": sha, "opset": opset, "fused": fuse and count_ffla_nodes(proto) > 0,
                 "ffla_nodes": count_ffla_nodes(proto), "simplifier": simplifier,
+                "ffla_body_sha256": ffla_body_sha256() if count_ffla_nodes(proto) else None,
                 "export_time_s": round(build_time, 3), "verification": verification,
                 "tool_versions": _tool_versions(),
             }

@@ -52,6 +52,7 @@ def ensure_exported(workdir: Path, log: Callable[[str], None], *,
             raise LvtEdgeError(f"{workdir} has {fp32.name} but no {B.BUNDLE_JSON}; re-run `lvt-edge export -o {workdir}`")
         if checkpoint is not None:
             _check_same_source(workdir, checkpoint)
+        _note_stale_body(workdir, log)
         return fp32
     from lvt_edge.export import onnx_from_checkpoint
 
@@ -64,6 +65,16 @@ def ensure_exported(workdir: Path, log: Callable[[str], None], *,
     else:
         raise missing_model_error(workdir)
     return fp32
+
+
+def _note_stale_body(workdir: Path, log: Callable[[str], None]) -> None:
+    try:  # onnxscript (the `export` extra) makes the body; a machine without it builds what it has
+        from lvt_edge.export.ffla_function import stale_body_note
+    except ImportError:
+        return
+    note = stale_body_note(B.read_bundle(workdir).get("export") or {}, workdir)
+    if note:
+        log(note)
 
 
 def missing_model_error(workdir: str | os.PathLike) -> LvtEdgeError:

@@ -63,6 +63,8 @@ def test_metadata_and_bundle(fused_bundle, test_ckpt):
     assert fp32["size_bytes"] == (fused_bundle / "model.onnx").stat().st_size
     ver = b["export"]["verification"]
     assert ver == fp32["verification"] and ver["passed"]
+    from lvt_edge.export.ffla_function import ffla_body_sha256, stale_body_note
+    assert b["export"]["ffla_body_sha256"] == ffla_body_sha256() and stale_body_note(b["export"], "w") is None
     assert ver["max_abs_diff"] <= ATOL and ver["top1_agreement"] == 1.0
     assert set(ver["random"]) == {"batch_1", "batch_4"}
     assert b["export"]["opset"] == 20 and b["export"]["fused"] and b["source"]["sha256"] == ckpt.sha256

@@ -159,8 +159,9 @@ def test_function_body_folds_to_few_large_kernels(axis, tmp_path):
     # (ONNX Runtime keeps the identity Cast that writes the graph output of this one-node model)
     ops = [n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node if n.op_type != "Cast"]
     assert not {"Range", "Where", "Mod", "Equal", "If", "ReduceMax", "Pad", "Slice"} & set(ops), ops
-    assert ops.count("Transpose") == 1 and 1 <= ops.count("Gather") <= 2, ops
-    assert len(ops) <= 30, ops
+    # (q in one Gather; k and v in one, or two when some heads hold no shifted channel)
+    assert ops.count("Transpose") == 1 and 2 <= ops.count("Gather") <= 3, ops
+    assert len(ops) <= 37, ops
 
 
 def test_function_proto_is_the_same_in_every_process():

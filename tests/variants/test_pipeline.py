@@ -131,6 +131,19 @@ def test_missing_model_exports_first(tmp_path, monkeypatch):
     assert calls == [(None, tmp_path / "w")]
 
 
+def test_build_says_when_model_onnx_carries_an_older_ffla_body(fake_bundle):
+    pytest.importorskip("onnxscript")
+    from lvt_edge.export.ffla_function import ffla_body_sha256
+
+    data = B.read_bundle(fake_bundle)
+    for recorded, noted in (("0" * 64, True), (None, True), (ffla_body_sha256(), False)):
+        data["export"] = {"fused": True, "ffla_body_sha256": recorded}
+        B.write_bundle(fake_bundle, data)
+        logs: list[str] = []
+        assert P.ensure_exported(fake_bundle, logs.append) == fake_bundle / "model.onnx"
+        assert any("earlier FFLinearAttention function body" in m and "lvt-edge export" in m for m in logs) == noted
+
+
 def test_parse_precisions():
     assert P.parse_precisions("all") == ("fp32", "fp16", "int8")
     assert P.parse_precisions(["int8", "fp32"]) == ("fp32", "int8")
