@@ -5,12 +5,13 @@
 # 1. demo-causal, in two stages from the bundled window demo:
 #    c4: lvt-tiny-causal fine-tuned from the demo on chains of 4 clips (20 epochs, lr 1e-3);
 #    c8: c4 fine-tuned on chains of 8 clips (10 epochs, lr 5e-4). c8's best epoch ships.
-# 2. lvt-tiny-causal from scratch (30 epochs, lr 2e-3), once per seed in SEEDS.
+# 2. lvt-tiny-causal from scratch, once per seed in SEEDS: 30 epochs at lr 2e-3 (scratch-sN),
+#    then the schedule restarted from its best epoch, 15 epochs at lr 1e-3 (scratch2-sN).
 #
 # Usage: benchmarks/train_causal.sh [WORKDIR]       (run from the repository root)
 # Runs go two at a time with one thread each (a 2-core machine); a run whose folder already
-# exists is kept, delete it to redo it. About 25 + 15 min for the demo and 25 min per
-# from-scratch run on an idle machine.
+# exists is kept, delete it to redo it. About 25 + 15 min for the demo and 20 + 10 min per
+# from-scratch seed on an idle machine (twice that while other jobs run).
 set -euo pipefail
 WORK=${1:-causal}
 SEEDS=${SEEDS:-0 1}
@@ -18,15 +19,6 @@ mkdir -p "$WORK"
 [ -d "$WORK/train" ] || lvt-edge clips synth --out "$WORK/train" --split train --num 2640 --seed 0
 [ -d "$WORK/val" ] || lvt-edge clips synth --out "$WORK/val" --split val --num 550 --seed 1
 [ -d "$WORK/test" ] || lvt-edge clips synth --out "$WORK/test" --split test --num 550 --seed 2
-
-run() {  # run NAME ARGS...: one training run, logged to WORK/NAME.log, at most two at a time
-  local name=$1; shift
-  [ -e "$WORK/$name" ] && { echo "keeping $WORK/$name"; return; }
-  while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
-  OMP_NUM_THREADS=1 /usr/bin/time -f "$name: %e s wall" lvt-edge train --model lvt-tiny-causal \
-    --data "$WORK/train" --val "$WORK/val" --batch 8 --reverse-pairs synth -q --out "$WORK/$name" "$@" \
-    > "$WORK/$name.log" 2>&1 &
-}
 
 demo() {  # the two fine-tuning stages, one after the other
   [ -e "$WORK/c4" ] || OMP_NUM_THREADS=1 lvt-edge train --model lvt-tiny-causal --finetune demo --chain 4 \
@@ -37,13 +29,24 @@ demo() {  # the two fine-tuning stages, one after the other
     --reverse-pairs synth -q --out "$WORK/c8" > "$WORK/c8.log" 2>&1
 }
 
+scratch() {  # the two from-scratch stages of one seed, one after the other
+  local seed=$1
+  [ -e "$WORK/scratch-s$seed" ] || OMP_NUM_THREADS=1 lvt-edge train --model lvt-tiny-causal --epochs 30 --lr 2e-3 \
+    --seed "$seed" --data "$WORK/train" --val "$WORK/val" --batch 8 --reverse-pairs synth -q \
+    --out "$WORK/scratch-s$seed" > "$WORK/scratch-s$seed.log" 2>&1
+  [ -e "$WORK/scratch2-s$seed" ] || OMP_NUM_THREADS=1 lvt-edge train --model lvt-tiny-causal \
+    --finetune "$WORK/scratch-s$seed/best" --epochs 15 --lr 1e-3 --seed "$seed" --data "$WORK/train" \
+    --val "$WORK/val" --batch 8 --reverse-pairs synth -q --out "$WORK/scratch2-s$seed" > "$WORK/scratch2-s$seed.log" 2>&1
+}
+
 demo &
 for seed in $SEEDS; do
-  run "scratch-s$seed" --epochs 30 --lr 2e-3 --seed "$seed"
+  while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n; done
+  scratch "$seed" &
 done
 wait
 
-for name in c4 c8 $(for s in $SEEDS; do echo "scratch-s$s"; done); do
+for name in c4 c8 $(for s in $SEEDS; do echo "scratch-s$s scratch2-s$s"; done); do
   python - "$WORK/$name" "$WORK/test" <<'EOF'
 import json, sys
 import torch

@@ -16,7 +16,7 @@ ONNX Runtime inlines the body into plain kernels. At the demo's sizes each kerne
 microseconds however little it does, and at larger sizes moving data in small pieces costs
 more than the arithmetic. An earlier body (a per-frame elementwise Gather for the spatial
 shift, Pad/Slice/Concat for the temporal shift, four Transposes, about 45 kernels) spent
-54-58 % of the demo's time at batch 1; this one spends 42-45 % (36 % at batch 8) in 33-35
+54-58 % of the demo's time at batch 1; this one spends 42-44 % (36-37 % at batch 8) in 35-37
 kernels per node, most of them small reshapes, and a few that do the work:
 
 - All layout work is Gathers with constant indices. phi(k) and v are stacked as planes, each
