@@ -44,11 +44,14 @@ def session(model: str | os.PathLike | bytes, threads: int):
                                 providers=["CPUExecutionProvider"])
 
 
-def interleaved_ms(fns: dict[str, Callable[[], Any]], rounds: int, warmup: int = 3) -> dict[str, np.ndarray]:
-    """Milliseconds per call of each function, round i of every one before round i+1 of any."""
+def interleaved_ms(fns: dict[str, Callable[[], Any]], rounds: int, warmup: int = 3,
+                   rewarm: int = 0) -> dict[str, np.ndarray]:
+    """Milliseconds per call of each function, round i of every one before round i+1 of any
+    (`rewarm` untimed calls before each timed one: see lvt_edge.report.timing)."""
     from lvt_edge.report.timing import time_interleaved
 
-    return {k: np.asarray(v) for k, v in time_interleaved(fns, rounds, warmup=warmup, progress=False).items()}
+    return {k: np.asarray(v) for k, v in time_interleaved(fns, rounds, warmup=warmup, rewarm=rewarm,
+                                                          progress=False).items()}
 
 
 def ratio_stats(num: np.ndarray, den: np.ndarray) -> tuple[float, float, float]:

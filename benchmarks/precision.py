@@ -93,15 +93,16 @@ def variant_paths(workdir: Path) -> dict[str, Path]:
     return {p: workdir / data["variants"][p]["onnx"] for p in PRECISIONS}
 
 
-def time_model(workdir: Path, threads: int, batch: int, rounds: int) -> dict:
+def time_model(workdir: Path, threads: int, batch: int, rounds: int, rewarm: int = 1) -> dict:
     from lvt_edge import bundle as B
 
     contract = B.bundle_contract(B.read_bundle(workdir))
     sessions = {p: session(path, threads) for p, path in variant_paths(workdir).items()}
     x = np.random.default_rng(0).uniform(-1, 1, (batch, *contract.input_shape)).astype(np.float32)
     feeds = {p: {s.get_inputs()[0].name: x} for p, s in sessions.items()}
-    ms = interleaved_ms({p: (lambda s=s, f=feeds[p]: s.run(None, f)) for p, s in sessions.items()}, rounds, warmup=2)
-    return {"threads": threads, "batch": batch, "rounds": rounds,
+    ms = interleaved_ms({p: (lambda s=s, f=feeds[p]: s.run(None, f)) for p, s in sessions.items()}, rounds, warmup=2,
+                        rewarm=rewarm)
+    return {"threads": threads, "batch": batch, "rounds": rounds, "rewarm": rewarm,
             "ms": {p: float(np.median(t)) for p, t in ms.items()},
             "speedup": {p: ratio_stats(ms["fp32"], ms[p]) for p in ("fp16", "int8")}}
 
@@ -135,7 +136,8 @@ def describe(name: str, workdir: Path) -> str:
 
 def report(results: dict, threads_list, batches, args) -> str:
     lines = [f"{machine_summary('/'.join(map(str, threads_list)))}; median of interleaved rounds "
-             f"(batch 1: {args.rounds}, batch 8: {max(3, args.rounds // 3)}); speed-up = fp32 / variant, "
+             f"(batch 1: {args.rounds}, batch 8: {max(3, args.rounds // 3)}), {args.rewarm} untimed call(s) of "
+             "a variant before each timed one; speed-up = fp32 / variant, "
              "median (min-max) of the per-round ratios.", ""]
     head = "| model | threads | batch | fp32 ms | fp16 ms | int8 ms | fp16 speed-up | int8 speed-up |"
     lines += [head, "|---|---|---|---|---|---|---|---|"]
@@ -165,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--calib-size", type=int, default=64, help="calibration (and check) clips of the random models")
     ap.add_argument("--profile-runs", type=int, default=3, help="runs per profile (default %(default)s)")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers to this JSON file")
+    ap.add_argument("--rewarm", type=int, default=1,
+                    help="untimed calls of a variant before each timed one (default %(default)s: the steady "
+                         "latency of back-to-back calls; 0: the first call after another session ran, which with "
+                         "several threads includes waking ONNX Runtime's sleeping worker threads)")
     args = ap.parse_args(argv)
     names = [m for m in args.models.split(",") if m]
     if unknown := [m for m in names if m not in MODELS]:
@@ -176,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name in names:
         workdir = make_bundle(name, args.work, args.calib_size)
-        timing = [time_model(workdir, th, b, args.rounds if b == 1 else max(3, args.rounds // 3))
+        timing = [time_model(workdir, th, b, args.rounds if b == 1 else max(3, args.rounds // 3), args.rewarm)
                   for th in threads_list for b in batches]
         shares = {th: body_shares(workdir, th, args.profile_runs) for th in threads_list}
         results[name] = {"timing": timing, "shares": shares, "accuracy": accuracy(workdir),

@@ -221,3 +221,18 @@ def test_a_full_disk_leaves_the_previous_report_whole(failing, tmp_path, monkeyp
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no temporary files either
     write_report(newer, folder)
     assert json.loads((folder / "report.json").read_text())["created"].startswith("2099")
+
+
+def test_time_interleaved_rewarm_calls_each_variant_untimed_right_before_its_timed_call():
+    from lvt_edge.report.timing import time_interleaved
+
+    calls: list[str] = []
+    fns = {name: (lambda name=name: calls.append(name)) for name in ("a", "b", "c")}
+    ms = time_interleaved(fns, 4, warmup=1, rewarm=1, progress=False)
+    assert {k: len(v) for k, v in ms.items()} == {"a": 4, "b": 4, "c": 4}
+    rounds = calls[3:]  # after one warm-up call each
+    assert len(rounds) == 4 * 3 * 2
+    # every call comes in a pair: the untimed one, then the timed one of the same variant
+    assert all(rounds[i] == rounds[i + 1] for i in range(0, len(rounds), 2))
+    assert rounds[:6] == ["a", "a", "b", "b", "c", "c"] and rounds[6:12] == ["b", "b", "c", "c", "a", "a"]
+    assert len(time_interleaved(fns, 2, warmup=0, progress=False)["a"]) == 2
