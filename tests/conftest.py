@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,21 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+TRT_FAKES = "lvt_edge_tests_trt_fakes"
+
+
+def _register_trt_fakes() -> None:
+    """tests/runtime/test_trt_fakes.py, loaded once as the module `lvt_edge_tests_trt_fakes`, so
+    every TensorRT test file imports the same fakes (`import lvt_edge_tests_trt_fakes as F`);
+    pytest's importlib import mode gives test files no imports of each other."""
+    if TRT_FAKES not in sys.modules:
+        spec = importlib.util.spec_from_file_location(TRT_FAKES, ROOT / "tests" / "runtime" / "test_trt_fakes.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[TRT_FAKES] = mod
+        spec.loader.exec_module(mod)
+
+
+_register_trt_fakes()
 BLOCK_TORCH = textwrap.dedent("""
     import sys
     class _NoTorch:

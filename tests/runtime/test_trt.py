@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import json
 import shutil
 import sys
@@ -22,17 +21,7 @@ from lvt_edge.runtime.cuda import CudaPythonApi, cuda_api
 from lvt_edge.runtime.trt import TensorRTClassifier, check_engine, engine_problems, import_tensorrt
 
 
-def _load_fakes():
-    name = "lvt_edge_tests_trt_fakes"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_trt_fakes.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-F = _load_fakes()
+import lvt_edge_tests_trt_fakes as F  # noqa: E402 (registered by tests/conftest.py)
 
 RECORDED = {"engine": "model.int8.engine", "tensorrt_version": "10.3.0.30", "gpu": "Orin", "compute_capability": "8.7",
             "plugin": {"path": "liblvt_edge_plugins.so", "sha256": None}}

@@ -22,7 +22,7 @@ signatures and return conventions (TensorRT 10.x/11.x `python/src/infer`, cuda-b
 "Device" memory is host memory from ctypes, so copies and engine runs move real bytes; an engine
 computes every output (logits, a step model's next state) with ONNX Runtime on the model it was
 parsed from, reading each input from the address bound to it. The tests at the bottom
-pin the conventions themselves. Other test files load this module with `load_fakes()`.
+pin the conventions themselves. Other test files import it as `lvt_edge_tests_trt_fakes` (tests/conftest.py loads it once).
 """
 
 from __future__ import annotations
@@ -46,17 +46,6 @@ ENGINE_MAGIC = b"FAKE-TRT-ENGINE\n"
 PLUGIN_MAGIC = b"FAKEPLUGIN"
 CACHE_MAGIC = b"FAKE-TIMING-CACHE"
 STANDARD_DOMAINS = ("", "ai.onnx")
-
-
-def load_fakes():
-    """This module, loaded once under one name for every test file that uses it."""
-    name = "lvt_edge_tests_trt_fakes"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
 
 
 def plugin_library(path: Path, creators=(("FFLinearAttention", "1", "lvt_edge"),)) -> Path:

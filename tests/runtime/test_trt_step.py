@@ -6,10 +6,8 @@ classifier frame by frame; a real engine where TensorRT exists (marker `tensorrt
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
 import types
 from pathlib import Path
 
@@ -27,17 +25,7 @@ from lvt_edge.variants import tensorrt as TR  # noqa: E402
 
 
 
-def _load_fakes():
-    name = "lvt_edge_tests_trt_fakes"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("test_trt_fakes.py"))
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-F = _load_fakes()
+import lvt_edge_tests_trt_fakes as F  # noqa: E402 (registered by tests/conftest.py)
 # Both sides run the same step graph in ONNX Runtime; only the state's path differs.
 TOL = 1e-5
 H2D, D2H, D2D = (int(F.cudaMemcpyKind.cudaMemcpyHostToDevice), int(F.cudaMemcpyKind.cudaMemcpyDeviceToHost),

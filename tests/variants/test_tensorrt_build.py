@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 import types
 from pathlib import Path
 
@@ -24,17 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 OWNER_A = ("10.3.0.30", "Orin")
 
 
-def _load_fakes():
-    name = "lvt_edge_tests_trt_fakes"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "runtime" / "test_trt_fakes.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
-
-
-F = _load_fakes()
+import lvt_edge_tests_trt_fakes as F  # noqa: E402 (registered by tests/conftest.py)
 pytestmark = pytest.mark.filterwarnings("ignore::lvt_edge.variants.clips.CalibrationWarning")
 
 
