@@ -10,7 +10,9 @@ BUNDLED_DEMO = "<the bundled demo model>"  # what a bare --finetune means
 def register(p: argparse.ArgumentParser) -> None:
     from lvt_edge.commands.common import add_renamed
 
-    p.add_argument("--model", default="lvt-tiny", help="model config (see `lvt-edge models`; default lvt-tiny)")
+    p.add_argument("--model", help="model config (see `lvt-edge models`). Default: lvt-tiny from scratch, the "
+                   "checkpoint's own config with --finetune; there, the causal config of the same size (e.g. "
+                   "lvt-tiny-causal) converts a window checkpoint and the window one (lvt-tiny) a causal checkpoint")
     p.add_argument("--attention", choices=("ffla", "linear", "softmax"), default=None,
                    help="attention variant (default: the config's, ffla)")
     p.add_argument("--data", required=True, help="training clip set (folder per class, manifest, or folder with one)")

@@ -38,7 +38,7 @@ from lvt_edge.training.state import load_state, save_state
 class TrainOptions:
     """What a training run does. `epochs` is the total, also when resuming."""
 
-    model: str = "lvt-tiny"
+    model: str | None = None  # None: lvt-tiny from scratch, the checkpoint's own config when fine-tuning
     attention: str | None = None  # None: the config's own ("ffla")
     epochs: int = 10
     batch_size: int = 16
@@ -137,7 +137,7 @@ def train(data: str | os.PathLike, val: str | os.PathLike, out_dir: str | os.Pat
     elif finetune:
         model, contract = model_for_finetune(finetune, train_set.labels, model=opts.model)
     else:
-        model = create_model(opts.model, num_classes=len(train_set.labels),
+        model = create_model(opts.model or "lvt-tiny", num_classes=len(train_set.labels),
                              **({"attention": opts.attention} if opts.attention else {}))
         if opts.temporal_init_std > 0:
             if model.temporal_embed is None:
@@ -337,15 +337,21 @@ def model_for_finetune(checkpoint: str | os.PathLike, labels: tuple[str, ...],
                        model: str | None = None) -> tuple[LVT, ClipContract]:
     """A checkpoint's model with a new classifier (last Linear) when the labels differ.
 
-    `model` naming a causal config turns a window checkpoint into that causal model (the same
-    weights without the temporal embedding; `causal_from_window`); other names are ignored, as a
-    checkpoint carries its own config."""
+    `model` None keeps the checkpoint's own config. A config of the same size that is causal where
+    the checkpoint is a window model (or the other way round) converts it (`causal_from_window`,
+    `window_from_causal`); any other config is refused, as its weights would not fit."""
     from lvt_edge.model import get_config
 
     ckpt = load_checkpoint(checkpoint)
-    target = get_config(model) if model is not None else None
-    if target is not None and target.causal and not ckpt.config.causal:
-        ckpt.model = causal_from_window(ckpt.model, target, source=str(checkpoint))
+    if model is not None and model != ckpt.config.name:
+        target = get_config(model)
+        if target.causal == ckpt.config.causal:
+            other = "window" if ckpt.config.causal else "causal"
+            raise LvtEdgeError(
+                f"{checkpoint} holds a {ckpt.config.name} model and --model asks for {model}: fine-tuning keeps the "
+                f"checkpoint's config. Drop --model, or name the {other} config of the same size to convert it")
+        convert = causal_from_window if target.causal else window_from_causal
+        ckpt.model = convert(ckpt.model, target, source=str(checkpoint))
     model = ckpt.model
     if tuple(ckpt.contract.labels) != tuple(labels):
         old = model.head[-1]
@@ -353,24 +359,43 @@ def model_for_finetune(checkpoint: str | os.PathLike, labels: tuple[str, ...],
         nn.init.trunc_normal_(model.head[-1].weight, std=0.02)
         nn.init.zeros_(model.head[-1].bias)
         model.cfg = model.cfg.replace(num_classes=len(labels))
-    return model, ckpt.contract.replace(labels=tuple(labels))
+    return model, ckpt.contract.replace(frames=model.cfg.frames, labels=tuple(labels))
+
+
+_ARCH = ("embed_dim", "num_heads", "depth", "img_size", "patch_size", "patch_stride", "mlp_ratio", "head_hidden",
+         "attention", "gate", "shift_div", "neighbour")
+
+
+def _same_size(model: LVT, target: LVTConfig, source: str, counterpart: str) -> None:
+    differ = [f"{k} {getattr(model.cfg, k)} vs {getattr(target, k)}" for k in _ARCH
+              if getattr(model.cfg, k) != getattr(target, k)]
+    if differ:
+        raise LvtEdgeError(f"{source} ({model.cfg.name}) cannot become {target.name}: "
+                           f"{', '.join(differ)}; fine-tune into the {counterpart} config of the same size")
 
 
 def causal_from_window(window: LVT, target: LVTConfig, *, source: str = "the checkpoint") -> LVT:
     """The causal model `target` (a causal config) with a window model's weights: every weight has
     the same name and shape except the temporal embedding, which a causal model does not have."""
-    arch = ("embed_dim", "num_heads", "depth", "img_size", "patch_size", "patch_stride", "mlp_ratio", "head_hidden",
-            "attention", "gate", "shift_div", "neighbour")
-    differ = [f"{k} {getattr(window.cfg, k)} vs {getattr(target, k)}" for k in arch
-              if getattr(window.cfg, k) != getattr(target, k)]
-    if differ:
-        raise LvtEdgeError(f"{source} ({window.cfg.name}) cannot become {target.name}: "
-                           f"{', '.join(differ)}; fine-tune into the causal config of the same size")
+    _same_size(window, target, source, "causal")
     cfg = window.cfg.replace(name=target.name, causal=True, horizon=target.horizon)
     model = LVT(cfg)
     state = {k: v for k, v in window.state_dict().items() if k != "temporal_embed"}
     load_state_dict_checked(model, state, source=source)
     return model.train(window.training)
+
+
+def window_from_causal(causal: LVT, target: LVTConfig, *, source: str = "the checkpoint") -> LVT:
+    """The window model `target` (a window config) with a causal model's weights. The temporal
+    embedding, which the causal model does not have, starts at zero, as in a window model trained
+    from scratch; the attention then sees the whole clip instead of the frames before each one,
+    so the model needs fine-tuning in its new config before it is any good."""
+    _same_size(causal, target, source, "window")
+    cfg = causal.cfg.replace(name=target.name, causal=False, horizon=None, frames=target.frames)
+    model = LVT(cfg)
+    state = {**causal.state_dict(), "temporal_embed": model.temporal_embed.detach().clone()}
+    load_state_dict_checked(model, state, source=source)
+    return model.train(causal.training)
 
 
 def _bar(it, desc: str, enabled: bool):
@@ -379,4 +404,4 @@ def _bar(it, desc: str, enabled: bool):
     return bar(it, desc, "batch", enabled=enabled)
 
 
-__all__ = ["TrainOptions", "TrainResult", "causal_from_window", "evaluate", "lr_at", "make_optimizer", "train"]
+__all__ = ["TrainOptions", "TrainResult", "causal_from_window", "window_from_causal", "evaluate", "lr_at", "make_optimizer", "train"]

@@ -9,9 +9,9 @@ import torch
 from lvt_edge.data.synth import write_video
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.model import create_model, get_config
-from lvt_edge.model.checkpoint import load_checkpoint
+from lvt_edge.model.checkpoint import contract_for, load_checkpoint, save_checkpoint
 from lvt_edge.training import TrainOptions, train
-from lvt_edge.training.trainer import causal_from_window, chained_logits
+from lvt_edge.training.trainer import causal_from_window, chained_logits, model_for_finetune, window_from_causal
 
 COLOURS = {"red": (0, 0, 220), "green": (0, 200, 0), "blue": (230, 0, 0)}  # BGR
 
@@ -49,6 +49,45 @@ def test_causal_from_window_keeps_every_weight_but_the_frame_slots():
 def test_causal_from_window_refuses_another_size():
     with pytest.raises(LvtEdgeError, match="cannot become lvt-tiny-causal"):
         causal_from_window(create_model("lvt-test"), get_config("lvt-tiny-causal"))
+
+
+def test_window_from_causal_keeps_every_weight_and_starts_the_frame_slots_at_zero():
+    torch.manual_seed(0)
+    causal = create_model("lvt-test", causal=True, horizon=3)
+    window = window_from_causal(causal, get_config("lvt-test"))
+    assert not window.cfg.causal and window.cfg.horizon is None and window.cfg.frames == get_config("lvt-test").frames
+    assert torch.equal(window.temporal_embed, torch.zeros_like(window.temporal_embed))
+    own = window.state_dict()
+    for k, v in causal.state_dict().items():
+        assert torch.equal(own[k], v), k
+    # and back: the causal model again, weight for weight
+    again = causal_from_window(window, causal.cfg)
+    assert again.cfg == causal.cfg
+    for k, v in causal.state_dict().items():
+        assert torch.equal(again.state_dict()[k], v), k
+
+
+def test_window_from_causal_refuses_another_size():
+    with pytest.raises(LvtEdgeError, match="cannot become lvt-tiny: .*window config of the same size"):
+        window_from_causal(create_model("lvt-test", causal=True), get_config("lvt-tiny"))
+
+
+def test_finetune_keeps_the_checkpoint_config_unless_model_names_its_counterpart(tmp_path):
+    torch.manual_seed(0)
+    causal = create_model("lvt-tiny-causal")
+    labels = tuple(f"c{i}" for i in range(causal.cfg.num_classes))
+    stem = tmp_path / "causal"
+    save_checkpoint(stem, causal, contract_for(causal.cfg, labels))
+    kept, _ = model_for_finetune(stem, labels)  # no --model: never a silent conversion
+    assert kept.cfg.causal and kept.cfg.name == "lvt-tiny-causal"
+    window, contract = model_for_finetune(stem, labels, model="lvt-tiny")
+    assert not window.cfg.causal and window.temporal_embed is not None and contract.frames == window.cfg.frames
+    with pytest.raises(LvtEdgeError, match="cannot become lvt-small: embed_dim 64 vs 256"):
+        model_for_finetune(stem, labels, model="lvt-small")  # window, but another size
+    small = create_model("lvt-test")
+    save_checkpoint(tmp_path / "window", small, contract_for(small.cfg, labels[: small.cfg.num_classes]))
+    with pytest.raises(LvtEdgeError, match="holds a lvt-test model and --model asks for lvt-tiny: .*Drop --model"):
+        model_for_finetune(tmp_path / "window", labels, model="lvt-tiny")
 
 
 def test_train_a_causal_model_and_finetune_one_from_a_window_checkpoint(sets, tmp_path):
