@@ -70,7 +70,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{ev['clips']} clips, {len(ev['labels'])} classes"
         + (f", {len(ev['skipped'])} skipped" if ev["skipped"] else "") + ".",
         f"Latency: the model alone at batch 1, {st['warmup']} warm-up then {st['runs']} timed runs per variant, "
-        "interleaved; e2e = decode + preprocess + predict of one clip; * = on the Pareto front.",
+        "interleaved, each right after an untimed call of its own; e2e = decode + preprocess + predict of one clip; * = on the Pareto front.",
         f"Speed-up: fp32's median time over the variant's, {report['summary'].get('ci_method', '')}.",
         f"Machine: {machine_line(report)}.",
         "",

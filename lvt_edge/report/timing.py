@@ -8,17 +8,20 @@ from typing import Any, Callable
 from lvt_edge.console import bar
 
 
-def time_interleaved(fns: dict[str, Callable[[], Any]], runs: int, *, warmup: int = 3, rewarm: int = 0,
+def time_interleaved(fns: dict[str, Callable[[], Any]], runs: int, *, warmup: int = 3, rewarm: int = 1,
                      desc: str = "timing", progress: bool = True) -> dict[str, list[float]]:
     """Milliseconds of `runs` calls of each function, taken round-robin: run i of every
     variant happens before run i+1 of any, so a burst of load on the machine hits them all
     (the order rotates each round, so none always runs right after another). Each function
     is called `warmup` times first (untimed), and `rewarm` times (untimed) before each timed call.
 
-    rewarm=1 times the steady state of back-to-back calls with several intra-op threads: an ONNX
-    Runtime session whose worker threads have gone to sleep (because another session ran) wakes
-    them at every parallel kernel of its next run, which on lvt-small at 2 threads added about
-    30 ms to an 80 ms run (benchmarks/results/precision.md). rewarm=0 times that first call."""
+    rewarm=1 (the default) makes each timed call follow a call of the same variant, as in an
+    app that runs one model: with several intra-op threads, a call that follows another ONNX
+    Runtime session's run competes with that session's still-spinning worker threads. On lvt-small
+    at 2 threads that added about 40 ms to a 105 ms fp32 run and to a 60 ms int8 one (int8/fp32
+    1.45x instead of 1.74x), while one session called after 133 ms of idle, as the live app calls
+    it, ran like back-to-back calls (110 / 61 ms; benchmarks/results/precision.md). rewarm=0 times
+    the call right after the other variants'."""
     if runs < 1:
         raise ValueError("runs must be >= 1")
     for fn in fns.values():
