@@ -252,6 +252,8 @@ def _build_locked(workdir, precisions, tgt, calib, calib_size, settings, plugin,
                             _update_bundle, log, progress)
     if tgt.name == "tensorrt" and data.get("step"):
         _build_step_engines(workdir, precisions, plugin, no_plugin, batch, log)
+        if held is not None:
+            _verify_step_engines(workdir, precisions, *held, log)
     return B.read_bundle(workdir)
 
 
@@ -302,6 +304,8 @@ def build_engines(
                                                  progress=progress))
             clips, labels = _held_out_clips(eval_set, contract, progress)
             _verify_engines(workdir, precisions, clips, labels, C.describe(eval_set), log)
+            if steps:
+                _verify_step_engines(workdir, precisions, clips, labels, C.describe(eval_set), log)
     return B.read_bundle(workdir)
 
 
@@ -397,6 +401,34 @@ def _build_step_engines(workdir, precisions, plugin, no_plugin, batch, log) -> N
                                     log=log)
         rec["onnx_sha256"] = entry["sha256"]  # a step variant rebuilt later drops this record
         _update_bundle(workdir, lambda data, p=p, rec=rec: data["step"].setdefault("engines", {}).__setitem__(p, rec))
+
+
+def _verify_step_engines(workdir, precisions, clips, labels, info, log) -> None:
+    """Each step engine against the ONNX Runtime step model of its precision, both fed the held-out
+    clips frame by frame, into step["engines"][p]["verification"]. Like the clip engines, one below
+    its floor is kept with a warning: the ONNX models it came from were verified already."""
+    from lvt_edge.runtime import load_step
+    from lvt_edge.variants.step import VERIFY_BATCH, step_agreement
+
+    records = {}
+    for p in _step_entries(workdir, B.read_bundle(workdir), precisions):
+        with load_step(workdir, p, backend="tensorrt") as got, load_step(workdir, p, backend="onnxruntime") as ref:
+            rec = records[p] = step_agreement(p, ref, got, clips, labels, info, engine=True,
+                                              batch=min(VERIFY_BATCH, got.max_batch))
+        said = (f"the {p} TensorRT step engine agrees with ONNX Runtime at the final frame of "
+                f"{rec['agreement_pct']:.1f}% of {rec['clips']} held-out clips fed frame by frame (largest logit "
+                f"difference {rec['max_abs_logit_diff']:.3g})")
+        if rec["within_tolerance"]:
+            log(said)
+        else:
+            log(f"WARNING: {said}, below the {rec['min_agreement_pct']}% expected: check that the plugin library "
+                "matches this TensorRT, or rebuild with --no-plugin to compare")
+
+    def record(data: dict[str, Any]) -> None:
+        for p, rec in records.items():
+            data["step"]["engines"][p]["verification"] = rec
+
+    _update_bundle(workdir, record)
 
 
 def _eval_set(workdir, calib, calib_set, subset, eval_clips, eval_size, progress):

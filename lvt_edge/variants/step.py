@@ -184,21 +184,28 @@ def step_io(step: dict[str, Any], onnx_path: Path) -> dict[str, Any]:
 
 
 def step_agreement(precision: str, ref, got, clips: np.ndarray, labels: np.ndarray | None,
-                   clipset_info: dict[str, Any]) -> dict[str, Any]:
+                   clipset_info: dict[str, Any], *, engine: bool = False, batch: int = VERIFY_BATCH) -> dict[str, Any]:
     """The variant `got` against the fp32 step classifier `ref`, both fed `clips` (N x 3 x T x H x W)
     frame by frame, each carrying its own state: largest logit difference over every frame, top-1
-    agreement at the final frame (and top-1 of each there, where `labels` are the model's)."""
+    agreement at the final frame (and top-1 of each there, where `labels` are the model's).
+
+    engine: `got` is the TensorRT step engine of `precision` and `ref` the ONNX Runtime step model
+    of the same precision, held to the clip engines' floor (verify.ENGINE_AGREEMENT_PCT).
+    batch: streams run side by side (at most what an engine's profile takes)."""
     want_all, got_all = [], []
-    for i in range(0, len(clips), VERIFY_BATCH):
-        x = clips[i : i + VERIFY_BATCH]
+    for i in range(0, len(clips), batch):
+        x = clips[i : i + batch]
         for clf, out in ((ref, want_all), (got, got_all)):
             clf.reset(len(x))
             out.append(np.stack([clf.step_logits(np.ascontiguousarray(x[:, :, t])) for t in range(x.shape[2])], 1))
     want, have = np.concatenate(want_all), np.concatenate(got_all)
     agree = float((have[:, -1].argmax(-1) == want[:, -1].argmax(-1)).mean() * 100.0)
-    floor = MIN_AGREEMENT_PCT[precision]
+    floor = (ENGINE_AGREEMENT_PCT if engine else MIN_AGREEMENT_PCT)[precision]
+    ref_name = "onnxruntime" if engine else "fp32"
     out: dict[str, Any] = {
-        "backend": "onnxruntime-cpu", "reference": "fp32 step model, frame by frame", "clipset": clipset_info,
+        "backend": "tensorrt" if engine else "onnxruntime-cpu",
+        "reference": (f"{precision} step model on onnxruntime-cpu" if engine else "fp32 step model") + ", frame by frame",
+        "clipset": clipset_info,
         "clips": int(len(clips)), "frames": int(clips.shape[2]),
         "max_abs_logit_diff": round(float(np.abs(have - want).max()), 6),
         "max_abs_logit_diff_final": round(float(np.abs(have[:, -1] - want[:, -1]).max()), 6),
@@ -208,7 +215,7 @@ def step_agreement(precision: str, ref, got, clips: np.ndarray, labels: np.ndarr
     }
     if labels is not None:
         out.update(top1=round(float((have[:, -1].argmax(-1) == labels).mean() * 100.0), 3),
-                   top1_fp32=round(float((want[:, -1].argmax(-1) == labels).mean() * 100.0), 3))
+                   **{f"top1_{ref_name}": round(float((want[:, -1].argmax(-1) == labels).mean() * 100.0), 3)})
     return out
 
 

@@ -417,3 +417,27 @@ def test_real_step_engine_carries_the_state_like_onnxruntime(work, use_plugin):
             np.testing.assert_allclose(clf.state[k], v, atol=1e-3, err_msg=k)
         clips = frames(work, 3, clf.contract.frames, seed=6)
         np.testing.assert_allclose(clf.predict(clips), ref.predict(clips), atol=1e-3)
+
+
+def test_a_tensorrt_build_verifies_each_step_engine_frame_by_frame(work, fakes, lib):
+    from lvt_edge.variants import build_bundle
+    from lvt_edge.variants.pipeline import build_engines
+
+    lines: list[str] = []
+    # a profile of at most 3 streams: the 5 held-out clips run as 3 + 2
+    data = build_bundle(work, "fp32", target="tensorrt", plugin=lib, batch="1:2:3", eval_size=5, latency_rounds=0,
+                        progress=False, log=lines.append)
+    check = data["step"]["engines"]["fp32"]["verification"]
+    assert check["backend"] == "tensorrt" and check["reference"].startswith("fp32 step model on onnxruntime-cpu")
+    assert check["clips"] == 5 and check["frames"] == B.bundle_contract(data).frames
+    assert check["agreement_pct"] == 100.0 and check["within_tolerance"] and check["max_abs_logit_diff"] < 1e-4
+    assert check["min_agreement_pct"] == 99.0
+    assert any("fp32 TensorRT step engine agrees with ONNX Runtime at the final frame of 100.0% of 5" in line
+               for line in lines)
+    # build_engines (a Jetson, on a bundle built elsewhere) checks them too; an engine that disagrees is flagged
+    fakes.trt.fake.perturb = lambda logits: -logits
+    lines.clear()
+    data = build_engines(work, "fp32", plugin=lib, eval_size=4, progress=False, log=lines.append)
+    check = data["step"]["engines"]["fp32"]["verification"]
+    assert check["clips"] == 4 and not check["within_tolerance"] and check["agreement_pct"] < 99.0
+    assert any(line.startswith("WARNING: the fp32 TensorRT step engine agrees") for line in lines)
