@@ -413,22 +413,10 @@ def _verify_step_engines(workdir, precisions, clips, labels, info, log) -> None:
     records = {}
     for p in _step_entries(workdir, B.read_bundle(workdir), precisions):
         with load_step(workdir, p, backend="tensorrt") as got, load_step(workdir, p, backend="onnxruntime") as ref:
-            rec = records[p] = step_agreement(p, ref, got, clips, labels, info, engine=True,
-                                              batch=min(VERIFY_BATCH, got.max_batch))
-        said = (f"the {p} TensorRT step engine agrees with ONNX Runtime at the final frame of "
-                f"{rec['agreement_pct']:.1f}% of {rec['clips']} held-out clips fed frame by frame (largest logit "
-                f"difference {rec['max_abs_logit_diff']:.3g})")
-        if rec["within_tolerance"]:
-            log(said)
-        else:
-            log(f"WARNING: {said}, below the {rec['min_agreement_pct']}% expected: check that the plugin library "
-                "matches this TensorRT, or rebuild with --no-plugin to compare")
-
-    def record(data: dict[str, Any]) -> None:
-        for p, rec in records.items():
-            data["step"]["engines"][p]["verification"] = rec
-
-    _update_bundle(workdir, record)
+            records[p] = step_agreement(p, ref, got, clips, labels, info, engine=True,
+                                        batch=min(VERIFY_BATCH, got.max_batch))
+    _record_engine_checks(workdir, records, "step engine", "at the final frame of", " fed frame by frame",
+                          lambda data, p: data["step"]["engines"][p], log)
 
 
 def _eval_set(workdir, calib, calib_set, subset, eval_clips, eval_size, progress):
@@ -461,11 +449,16 @@ def _verify_engines(workdir, precisions, clips, labels, info, log) -> None:
     """Each engine against the ONNX Runtime variant of its precision, into variants[p]["tensorrt"]."""
     from lvt_edge.variants.verify import engine_agreement
 
-    records = {}
-    for p in precisions:
-        rec = records[p] = engine_agreement(workdir, p, clips, labels, info)
-        said = (f"the {p} TensorRT engine agrees with ONNX Runtime on {rec['agreement_pct']:.1f}% of {rec['clips']} "
-                f"held-out clips (largest logit difference {rec['max_abs_logit_diff']:.3g})")
+    records = {p: engine_agreement(workdir, p, clips, labels, info) for p in precisions}
+    _record_engine_checks(workdir, records, "engine", "on", "", lambda data, p: data["variants"][p]["tensorrt"], log)
+
+
+def _record_engine_checks(workdir, records, what, on, fed, entry, log) -> None:
+    """Say how each engine's check went (a warning below its floor) and record it in bundle.json
+    under entry(data, precision)["verification"]."""
+    for p, rec in records.items():
+        said = (f"the {p} TensorRT {what} agrees with ONNX Runtime {on} {rec['agreement_pct']:.1f}% of {rec['clips']} "
+                f"held-out clips{fed} (largest logit difference {rec['max_abs_logit_diff']:.3g})")
         if rec["within_tolerance"]:
             log(said)
         else:
@@ -474,7 +467,7 @@ def _verify_engines(workdir, precisions, clips, labels, info, log) -> None:
 
     def record(data: dict[str, Any]) -> None:
         for p, rec in records.items():
-            data["variants"][p]["tensorrt"]["verification"] = rec
+            entry(data, p)["verification"] = rec
 
     _update_bundle(workdir, record)
 
