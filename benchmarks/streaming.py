@@ -2,9 +2,11 @@
 
     python benchmarks/streaming.py                         # lvt-tiny-causal, 2 threads
     python benchmarks/streaming.py --model lvt-small --threads 1 --rounds 100
+    python benchmarks/streaming.py --streams 8             # 8 streams stepped as one batch
 
 For one config (made causal if it is not) with seeded random weights (cost does not depend on
-the weights), exports three graphs and times them interleaved at batch 1:
+the weights), exports three graphs and times them interleaved at batch 1 (--streams N: N streams
+stepped in one call, against a window recompute of N clips):
   step            the step model: one frame + the carried state -> logits + state
   causal window   the causal clip model on a window of T frames (what a window recompute of the
                   causal model costs)
@@ -68,16 +70,18 @@ def graphs(name: str, seed: int) -> tuple[dict[str, bytes], object]:
     return out, causal_cfg
 
 
-def side_by_side(models: dict[str, bytes], cfg, *, rounds: int, threads: int) -> dict[str, dict[str, float]]:
+def side_by_side(models: dict[str, bytes], cfg, *, rounds: int, threads: int,
+                 streams: int = 1) -> dict[str, dict[str, float]]:
+    """Median and p90 ms per call: a step of `streams` streams, a window recompute of as many clips."""
     from lvt_edge.export.step import FRAME_INPUT, LOGITS_OUTPUT, step_state_entries
 
     rng = np.random.default_rng(0)
     s = cfg.img_size
-    clip = rng.uniform(-1, 1, (1, 3, cfg.frames, s, s)).astype(np.float32)
-    frames = rng.uniform(-1, 1, (64, 1, 3, s, s)).astype(np.float32)
+    clip = rng.uniform(-1, 1, (streams, 3, cfg.frames, s, s)).astype(np.float32)
+    frames = rng.uniform(-1, 1, (64, streams, 3, s, s)).astype(np.float32)
     entries = step_state_entries(cfg)
     sessions = {k: session(v, threads) for k, v in models.items()}
-    state = {e["input"]: np.zeros((1, *e["shape"]), np.float32) for e in entries}
+    state = {e["input"]: np.zeros((streams, *e["shape"]), np.float32) for e in entries}
     step_outputs = [LOGITS_OUTPUT, *(e["output"] for e in entries)]
     count = [0]
 
@@ -207,6 +211,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=200)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--streams", type=int, default=1,
+                    help="streams stepped side by side, against a window recompute of as many clips (default 1)")
     ap.add_argument("--accuracy", nargs=2, metavar=("CAUSAL_BUNDLE", "WINDOW_BUNDLE"), default=None,
                     help="stream vs window accuracy and reaction time on long synthetic videos instead")
     ap.add_argument("--loops", type=int, default=3, help="--accuracy: passes through every class (default 3)")
@@ -223,9 +229,9 @@ def main() -> None:
     import onnxruntime as ort
 
     models, cfg = graphs(args.model, args.seed)
-    res = side_by_side(models, cfg, rounds=args.rounds, threads=args.threads)
+    res = side_by_side(models, cfg, rounds=args.rounds, threads=args.threads, streams=args.streams)
     t = cfg.frames
-    print(f"{cfg.name}: T={t}, horizon {cfg.time_horizon}, {cfg.img_size} px, batch 1, ONNX Runtime "
+    print(f"{cfg.name}: T={t}, horizon {cfg.time_horizon}, {cfg.img_size} px, batch {args.streams}, ONNX Runtime "
           f"{ort.__version__} CPU, {args.threads} thread(s), {args.rounds} interleaved rounds")
     print(f"state {state_bytes(cfg) / 1e6:.2f} MB fp32 (a running key-value sum would be "
           f"{kv_sum_bytes(cfg) / 1e6:.2f} MB)\n")

@@ -6,7 +6,10 @@
 #    c4: lvt-tiny-causal fine-tuned from the demo on chains of 4 clips (20 epochs, lr 1e-3);
 #    c8: c4 fine-tuned on chains of 8 clips (10 epochs, lr 5e-4). c8's best epoch ships.
 # 2. lvt-tiny-causal from scratch, once per seed in SEEDS: 30 epochs at lr 2e-3 (scratch-sN),
-#    then the schedule restarted from its best epoch, 15 epochs at lr 1e-3 (scratch2-sN).
+#    then the schedule restarted from its best epoch twice: 15 epochs at lr 1e-3 (scratch2-sN) and
+#    10 epochs at lr 5e-4 (scratch3-sN). Then the window model from it: scratch3-sN converted to
+#    lvt-tiny (temporal embedding from zero) and fine-tuned, WINDOW_EPOCHS epochs at lr 1e-3
+#    (window-sN).
 #
 # Usage: benchmarks/train_causal.sh [WORKDIR]       (run from the repository root)
 # Runs go two at a time with one thread each (a 2-core machine); a run whose folder already
@@ -15,6 +18,7 @@
 set -euo pipefail
 WORK=${1:-causal}
 SEEDS=${SEEDS:-0 1}
+WINDOW_EPOCHS=${WINDOW_EPOCHS:-10}
 mkdir -p "$WORK"
 [ -d "$WORK/train" ] || lvt-edge clips synth --out "$WORK/train" --split train --num 2640 --seed 0
 [ -d "$WORK/val" ] || lvt-edge clips synth --out "$WORK/val" --split val --num 550 --seed 1
@@ -34,9 +38,15 @@ scratch() {  # the two from-scratch stages of one seed, one after the other
   [ -e "$WORK/scratch-s$seed" ] || OMP_NUM_THREADS=1 lvt-edge train --model lvt-tiny-causal --epochs 30 --lr 2e-3 \
     --seed "$seed" --data "$WORK/train" --val "$WORK/val" --batch 8 --reverse-pairs synth -q \
     --out "$WORK/scratch-s$seed" > "$WORK/scratch-s$seed.log" 2>&1
-  [ -e "$WORK/scratch2-s$seed" ] || OMP_NUM_THREADS=1 lvt-edge train --model lvt-tiny-causal \
+  [ -e "$WORK/scratch2-s$seed" ] || OMP_NUM_THREADS=1 lvt-edge train \
     --finetune "$WORK/scratch-s$seed/best" --epochs 15 --lr 1e-3 --seed "$seed" --data "$WORK/train" \
     --val "$WORK/val" --batch 8 --reverse-pairs synth -q --out "$WORK/scratch2-s$seed" > "$WORK/scratch2-s$seed.log" 2>&1
+  [ -e "$WORK/scratch3-s$seed" ] || OMP_NUM_THREADS=1 lvt-edge train \
+    --finetune "$WORK/scratch2-s$seed/best" --epochs 10 --lr 5e-4 --seed "$seed" --data "$WORK/train" \
+    --val "$WORK/val" --batch 8 --reverse-pairs synth -q --out "$WORK/scratch3-s$seed" > "$WORK/scratch3-s$seed.log" 2>&1
+  [ -e "$WORK/window-s$seed" ] || OMP_NUM_THREADS=1 lvt-edge train --model lvt-tiny \
+    --finetune "$WORK/scratch3-s$seed/best" --epochs "$WINDOW_EPOCHS" --lr 1e-3 --seed "$seed" --data "$WORK/train" \
+    --val "$WORK/val" --batch 8 --reverse-pairs synth -q --out "$WORK/window-s$seed" > "$WORK/window-s$seed.log" 2>&1
 }
 
 demo &
@@ -46,7 +56,7 @@ for seed in $SEEDS; do
 done
 wait
 
-for name in c4 c8 $(for s in $SEEDS; do echo "scratch-s$s scratch2-s$s"; done); do
+for name in c4 c8 $(for s in $SEEDS; do echo "scratch-s$s scratch2-s$s scratch3-s$s window-s$s"; done); do
   python - "$WORK/$name" "$WORK/test" <<'EOF'
 import json, sys
 import torch
