@@ -34,26 +34,21 @@ demo() {  # the two fine-tuning stages, one after the other
     --reverse-pairs synth -q --out "$WORK/c8" > "$WORK/c8.log" 2>&1
 }
 
-scratch() {  # the two from-scratch stages of one seed, one after the other
-  local seed=$1
-  [ -e "$WORK/scratch-s$seed" ] || OMP_NUM_THREADS=1 lvt-edge train --model lvt-tiny-causal --epochs 30 --lr 2e-3 \
-    --seed "$seed" --data "$WORK/train" --val "$WORK/val" --batch 8 --reverse-pairs synth -q \
-    --out "$WORK/scratch-s$seed" > "$WORK/scratch-s$seed.log" 2>&1
-  [ -e "$WORK/scratch2-s$seed" ] || OMP_NUM_THREADS=1 lvt-edge train \
-    --finetune "$WORK/scratch-s$seed/best" --epochs 15 --lr 1e-3 --seed "$seed" --data "$WORK/train" \
-    --val "$WORK/val" --batch 8 --reverse-pairs synth -q --out "$WORK/scratch2-s$seed" > "$WORK/scratch2-s$seed.log" 2>&1
-  [ -e "$WORK/scratch3-s$seed" ] || OMP_NUM_THREADS=1 lvt-edge train \
-    --finetune "$WORK/scratch2-s$seed/best" --epochs 10 --lr 5e-4 --seed "$seed" --data "$WORK/train" \
-    --val "$WORK/val" --batch 8 --reverse-pairs synth -q --out "$WORK/scratch3-s$seed" > "$WORK/scratch3-s$seed.log" 2>&1
-  [ -e "$WORK/window-s$seed" ] || OMP_NUM_THREADS=1 lvt-edge train --model lvt-tiny \
-    --finetune "$WORK/scratch3-s$seed/best" --epochs 10 --lr 1e-3 --seed "$seed" --data "$WORK/train" \
-    --val "$WORK/val" --batch 8 --reverse-pairs synth -q --out "$WORK/window-s$seed" > "$WORK/window-s$seed.log" 2>&1
-  [ -e "$WORK/window2-s$seed" ] || OMP_NUM_THREADS=1 lvt-edge train \
-    --finetune "$WORK/window-s$seed/best" --epochs 10 --lr 5e-4 --seed "$seed" --data "$WORK/train" \
-    --val "$WORK/val" --batch 8 --reverse-pairs synth -q --out "$WORK/window2-s$seed" > "$WORK/window2-s$seed.log" 2>&1
-  [ -e "$WORK/window3-s$seed" ] || OMP_NUM_THREADS=1 lvt-edge train \
-    --finetune "$WORK/window2-s$seed/best" --epochs 10 --lr 1e-3 --seed "$seed" --data "$WORK/train" \
-    --val "$WORK/val" --batch 8 --reverse-pairs synth -q --out "$WORK/window3-s$seed" > "$WORK/window3-s$seed.log" 2>&1
+stage() {  # stage SEED NAME EPOCHS LR ARGS...: one run of a seed's from-scratch chain, kept if it exists
+  local seed=$1 name=$2 epochs=$3 lr=$4; shift 4
+  [ -e "$WORK/$name-s$seed" ] || OMP_NUM_THREADS=1 lvt-edge train "$@" --epochs "$epochs" --lr "$lr" --seed "$seed" \
+    --data "$WORK/train" --val "$WORK/val" --batch 8 --reverse-pairs synth -q --out "$WORK/$name-s$seed" \
+    > "$WORK/$name-s$seed.log" 2>&1
+}
+
+scratch() {  # the from-scratch stages of one seed, one after the other
+  local s=$1
+  stage "$s" scratch 30 2e-3 --model lvt-tiny-causal
+  stage "$s" scratch2 15 1e-3 --finetune "$WORK/scratch-s$s/best"
+  stage "$s" scratch3 10 5e-4 --finetune "$WORK/scratch2-s$s/best"
+  stage "$s" window 10 1e-3 --model lvt-tiny --finetune "$WORK/scratch3-s$s/best"  # converted to the window config
+  stage "$s" window2 10 5e-4 --finetune "$WORK/window-s$s/best"
+  stage "$s" window3 10 1e-3 --finetune "$WORK/window2-s$s/best"
 }
 
 demo &
