@@ -1,10 +1,7 @@
 #!/usr/bin/env bash
-# The attention-variant table and the bundled demo model (benchmarks/results/attention_variants.md).
-#
-# 1. lvt-tiny with each attention (ffla, linear, softmax) trained from scratch on the same
-#    synthetic motion clips with the same budget, once per seed in SEEDS.
-# 2. The demo model: the previous demo model (git commit 3b14ef3, trained from scratch on an
-#    earlier version of the synthetic clips) fine-tuned on the same clips.
+# The attention-variant table (benchmarks/results/attention_variants.md): lvt-tiny with each
+# attention (ffla, linear, softmax) trained from scratch on the same synthetic motion clips with
+# the same budget, once per seed in SEEDS. (The bundled demo models: benchmarks/train_causal.sh.)
 #
 # Usage: benchmarks/train_variants.sh [WORKDIR]       (run from the repository root)
 # EPOCHS (default 12) and SEEDS (default "0 1 2") set the budget. Runs go two at a time with one
@@ -18,10 +15,6 @@ mkdir -p "$WORK"
 [ -d "$WORK/val" ] || lvt-edge clips synth --out "$WORK/val" --split val --num 550 --seed 1
 lvt-edge clips info "$WORK/train"
 lvt-edge clips info "$WORK/val"
-if [ ! -f "$WORK/demo-v1.json" ]; then
-  git show 3b14ef3:lvt_edge/assets/lvt-tiny-motion.json > "$WORK/demo-v1.json"
-  git show 3b14ef3:lvt_edge/assets/lvt-tiny-motion.safetensors > "$WORK/demo-v1.safetensors"
-fi
 
 run() {  # run NAME ARGS...: one training run, logged to WORK/NAME.log, at most two at a time
   local name=$1; shift
@@ -32,7 +25,6 @@ run() {  # run NAME ARGS...: one training run, logged to WORK/NAME.log, at most 
     > "$WORK/$name.log" 2>&1 &
 }
 
-run demo --finetune "$WORK/demo-v1" --lr 1e-3 --seed 0
 for seed in $SEEDS; do
   for attention in ffla linear softmax; do
     run "$attention-s$seed" --model lvt-tiny --attention "$attention" --lr 2e-3 --seed "$seed" --temporal-init-std 1.0
@@ -44,5 +36,3 @@ for log in "$WORK"/*.log; do
   printf '%s: best val top-1 %s\n' "$(basename "$log" .log)" \
     "$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))["best_val_top1"])' "${log%.log}/train_log.json")"
 done
-# The demo model ships as: cp $WORK/demo/best.safetensors lvt_edge/assets/lvt-tiny-motion.safetensors
-#                          cp $WORK/demo/best.json        lvt_edge/assets/lvt-tiny-motion.json
