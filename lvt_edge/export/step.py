@@ -28,7 +28,7 @@ import onnx
 from lvt_edge.errors import LvtEdgeError
 from lvt_edge.export.node import DOMAIN, OP_TYPE
 from lvt_edge.export.simplify import simplified_onnx
-from lvt_edge.export.torch_export import MIN_OPSET, add_ffla_function, count_ffla_nodes, fused_attention
+from lvt_edge.export.torch_export import MIN_OPSET, count_ffla_nodes, finished_export, fused_attention
 from lvt_edge.export.verify import ATOL, MIN_TOP1_AGREEMENT
 
 STEP_ONNX = "model.step.onnx"
@@ -69,10 +69,7 @@ def step_onnx_from_model(model, *, fuse: bool = True, opset: int = 20) -> onnx.M
             output_names=[LOGITS_OUTPUT, *map(state_output, names)],
             dynamic_shapes=dynamic, optimize=True, verbose=False,
         )
-    proto = program.model_proto
-    if fuse and count_ffla_nodes(proto):
-        add_ffla_function(proto)
-    return proto
+    return finished_export(program.model_proto, fuse)
 
 
 def expected_step_nodes(cfg, fuse: bool) -> int:

@@ -140,6 +140,27 @@ def test_function_body_with_a_dynamic_frame_count():
 
 
 @pytest.mark.parametrize("axis", ["temporal", "spatial"])
+def test_function_body_is_exact_where_the_gate_is_nearly_shut(axis):
+    """A trained gate shuts channels: sigmoid(x) for x from -16 to -8, 1e-7 to 3e-4. ONNX
+    Runtime's Sigmoid is off by up to 1.4e-7 there (30 % to several times the value), and the
+    normaliser sums those gates, so its output would be percents off; the body's own sigmoid
+    (1 / (1 + exp(-x))) must keep it at float32 rounding against a float64 reference."""
+    gen = torch.Generator().manual_seed(5)
+    d, t, grid, c = 16, 4, 4, 32
+    kw = dict(heads=2, axis=axis, grid=grid, shift=True, shift_div=4, gate="shared", official_border=False, eps=1e-6)
+    q, k, v = (torch.randn(2, t, grid * grid, c, generator=gen, dtype=torch.float64) for _ in range(3))
+    w = torch.randn(1, d, 3 * d, generator=gen, dtype=torch.float64) * 0.3
+    bias = -12.0 + 4.0 * torch.rand(1, d, generator=gen, dtype=torch.float64)  # pre-activations about -16 to -8
+    ref = ffla(q, k, v, w, bias, **kw).numpy()
+    sess = ort.InferenceSession(one_node_model(node_attributes(head_dim=d, **kw), 1, t, grid * grid, c, d)
+                                .SerializeToString())
+    feeds = {"q": q, "k": k, "v": v, "w": w, "b": bias}
+    out = sess.run(None, {n: x.float().numpy() for n, x in feeds.items()})[0]
+    # measured: 2.3e-7 / 2.7e-7 (temporal / spatial); 1.5e-4 / 8.8e-5 with ONNX Runtime's Sigmoid
+    assert np.abs(out - ref).max() / np.abs(ref).max() < 1e-5
+
+
+@pytest.mark.parametrize("axis", ["temporal", "spatial"])
 def test_function_body_folds_to_few_large_kernels(axis, tmp_path):
     """What ONNX Runtime runs for one node with static shapes (as exported): the index arithmetic is
     folded away, the shift and layout change are Gathers (no Pad/Slice chains), and the only
@@ -161,7 +182,8 @@ def test_function_body_folds_to_few_large_kernels(axis, tmp_path):
     assert not {"Range", "Where", "Mod", "Equal", "If", "ReduceMax", "Pad", "Slice"} & set(ops), ops
     # (q in one Gather; k and v in one, or two when some heads hold no shifted channel)
     assert ops.count("Transpose") == 1 and 2 <= ops.count("Gather") <= 3, ops
-    assert len(ops) <= 37, ops
+    # (the sigmoid is Exp, Add, Reciprocal: ONNX Runtime's Sigmoid is too coarse near zero)
+    assert len(ops) <= 39, ops
 
 
 def test_function_proto_is_the_same_in_every_process():

@@ -65,6 +65,36 @@ def test_step_graph_has_explicit_state_io_and_fused_spatial_nodes(causal_bundle,
     assert json.loads(meta["lvt_edge.model_config"])["causal"] is True
 
 
+def test_exported_graphs_use_no_onnx_runtime_sigmoid(causal_bundle):
+    """The causal temporal attention's gate is plain ops in both graphs: its sigmoid must be the
+    exact form (lvt_edge.export.torch_export.exact_sigmoids), as in the fused node's body."""
+    for name in ("model.onnx", STEP_ONNX):
+        ops = [n.op_type for n in onnx.load(causal_bundle / name).graph.node]
+        assert "Sigmoid" not in ops and ops.count("Reciprocal") >= 1, name
+
+
+def test_exact_sigmoids_where_onnx_runtime_sigmoid_is_coarse():
+    from onnx import TensorProto, helper
+
+    from lvt_edge.export.torch_export import exact_sigmoids
+
+    x = np.linspace(-16, 16, 4001, dtype=np.float32)
+    graph = helper.make_graph([helper.make_node("Sigmoid", ["x"], ["y"], name="gate")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    want = 1 / (1 + np.exp(-x.astype(np.float64)))
+
+    def worst_rel(p):
+        y = ort.InferenceSession(p.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+        return float((np.abs(y - want) / want).max())
+
+    assert worst_rel(proto) > 1e-2  # why: ONNX Runtime's own Sigmoid near zero
+    assert exact_sigmoids(proto) == 1 and [n.op_type for n in proto.graph.node] == ["Neg", "Exp", "Add", "Reciprocal"]
+    onnx.checker.check_model(proto, full_check=True)
+    assert worst_rel(proto) < 1e-6
+
+
 def test_onnx_runtime_frame_by_frame_equals_the_causal_clip_model(causal_bundle, causal_ckpt):
     model = load_checkpoint(causal_ckpt).model
     cfg = model.cfg
