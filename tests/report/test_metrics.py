@@ -45,6 +45,8 @@ def test_wilson_interval_matches_known_values():
     assert wilson_interval(0, 20) == pytest.approx((0.0, 16.11), abs=0.01)
     assert wilson_interval(5, 5) == pytest.approx((56.55, 100.0), abs=0.01)  # 100 % on 5 clips is not certainty
     assert wilson_interval(0, 0) == (0.0, 100.0)
+    for n in range(1, 200):  # the interval holds the proportion itself, to the last bit (the plot's error bars)
+        assert wilson_interval(n, n)[1] == 100.0 and wilson_interval(0, n)[0] == 0.0
     m = accuracy_metrics(np.eye(3)[[0, 1, 2, 0]], np.array([0, 1, 2, 1]), ("a", "b", "c"))
     assert m["top1_ci95"] == pytest.approx(list(wilson_interval(3, 4)))
     assert m["per_class"][1]["ci95"] == pytest.approx(list(wilson_interval(1, 2)))
