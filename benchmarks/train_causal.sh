@@ -16,7 +16,7 @@
 # Usage: benchmarks/train_causal.sh [WORKDIR]       (run from the repository root)
 # Runs go two at a time with one thread each (a 2-core machine); a run whose folder already
 # exists is kept, delete it to redo it. Two seeds side by side take about 36 + 15 + 10 min for
-# the causal stages and 4 x 11 min for the window ones; then about 25 + 20 min for c4 and c8
+# the causal stages and 4 x 11 min for the window ones; then about 17 + 11 min for c4 and c8
 # (measured). At the end it prints each run's held-out top-1 and the stream-vs-window table.
 set -euo pipefail
 WORK=${1:-causal}
