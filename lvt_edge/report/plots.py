@@ -44,7 +44,8 @@ def accuracy_vs_latency(report: dict[str, Any]) -> bytes:
         p, (x, y) = v["precision"], pts[v["precision"]]
         q25, q75 = np.percentile(v["latency_ms"]["samples"], [25, 75])
         low, high = v["accuracy"]["top1_ci95"]
-        ax.errorbar(x, y, xerr=[[max(0.0, x - q25)], [max(0.0, q75 - x)]], yerr=[[max(0.0, y - low)], [max(0.0, high - y)]],
+        ax.errorbar(x, y, xerr=[[max(0.0, x - q25)], [max(0.0, q75 - x)]],
+                    yerr=[[max(0.0, y - low)], [max(0.0, high - y)]],
                     fmt="none", ecolor=COLORS.get(p, "0.5"), elinewidth=0.8, alpha=0.45, zorder=2)
         ax.plot(x, y, "o", ms=10, color=COLORS.get(p, "0.5"), mec="white", zorder=3,
                 label=f"{p} ({v['backend']}): {y:.1f}%, {x:.2f} ms")
